@@ -1,0 +1,138 @@
+"""Errors raised by durable.
+
+The hierarchy::
+
+    DurableError
+      SerializationError          a value is not JSON-serialisable (names type and place)
+      TaskFailed                  client.result(): the task ended failed
+      TaskCancelled               client.result(): the task ended cancelled
+      TaskNotFound                no task has this id
+      TaskFinished                the task is final (e.g. a notification sent to it)
+      Timeout                     a wait ran out (promise, result)
+      StepFailed                  inside a workflow: a step exhausted its retries
+      NonDeterminismError         replay met another kind/label at a seq
+      PromiseRejected             a durable promise was rejected
+      ContinueAsNew               raised by a workflow to restart under the same task id
+      WorkflowNotFound            a reference does not name a @durable.workflow
+      DatabaseUnavailable         the database cannot be reached (URL password masked)
+      SchemaOutdated              the database schema is older than this code
+    asyncio.CancelledError
+      Cancelled                   cancellation delivered at the workflow's current await
+
+Each error's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class DurableError(Exception):
+    """A durable error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else (self.__doc__ or "").strip()
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SerializationError(DurableError):
+    """A value is not JSON-serialisable."""
+
+
+class TaskFailed(DurableError):
+    """The task ended failed."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        task_id: int | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
+
+
+class TaskCancelled(DurableError):
+    """The task was cancelled."""
+
+    def __init__(self, message: str | None = None, *, task_id: int | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class TaskNotFound(DurableError):
+    """No task has this id."""
+
+
+class TaskFinished(DurableError):
+    """The task is finished."""
+
+
+class Timeout(DurableError):
+    """The wait ran out."""
+
+
+class StepFailed(DurableError):
+    """A step failed after its retries were exhausted."""
+
+    def __init__(self, error_type: str, message: str, *, step: str | None = None) -> None:
+        where = f"step {step!r} failed: " if step else ""
+        super().__init__(f"{where}{error_type}: {message}")
+        self.error_type = error_type
+        self.error_message = message
+        self.step = step
+
+
+class NonDeterminismError(DurableError):
+    """Replay met an effect that does not match the recorded one."""
+
+    def __init__(self, seq: int, recorded: str, requested: str) -> None:
+        super().__init__(
+            f"non-deterministic workflow at seq {seq}: recorded {recorded}, "
+            f"code asked for {requested}"
+        )
+        self.seq = seq
+        self.recorded = recorded
+        self.requested = requested
+
+
+class PromiseRejected(DurableError):
+    """The durable promise was rejected."""
+
+
+class ContinueAsNew(DurableError):
+    """Ends this run and starts the workflow again under the same task id."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__("continue as new")
+        self.args_ = list(args)
+        self.kwargs = dict(kwargs)
+
+
+class WorkflowNotFound(DurableError):
+    """The reference does not name a durable workflow."""
+
+
+class DatabaseUnavailable(DurableError):
+    """The database cannot be reached."""
+
+
+class SchemaOutdated(DurableError):
+    """The database schema is older than this code: run `durable migrate`."""
+
+
+class Cancelled(asyncio.CancelledError):
+    """The task was cancelled; raised at the workflow's current await.
+
+    Derives from `asyncio.CancelledError`, so `except Exception:` does not swallow it.
+    """

@@ -1,0 +1,737 @@
+"""Every SQL statement durable runs, as named constants.
+
+One statement per round trip. Module-level constants keep asyncpg's prepared-statement cache
+warm: the same text is parsed and planned once per connection. JSON travels as text and is cast
+to jsonb in the statement (no codec on the pool), which keeps encoding in our own hands
+(``durable.serialization`` refuses what JSON cannot hold).
+
+Fencing: every write made on behalf of a running task starts from ``held``, a CTE that locks the
+task row *only if* it still carries the lease token the worker claimed it with. ``FOR NO KEY
+UPDATE`` conflicts with the takeover's UPDATE, so either the write commits before a takeover
+(and the next holder's replay sees it), or the takeover commits first and the write finds no row
+and writes nothing.
+
+No statement here NOTIFYs: wake-ups are sent after commit by `durable.store.wakeups`, so that
+durable's commits do not queue on Postgres's notification lock. A statement returns what its
+wake-ups need (a queue, whether lines were written) and the store sends them.
+"""
+
+from __future__ import annotations
+
+# -- schema check --------------------------------------------------------------------------
+
+# Read at start by every CLI command and worker; alembic is not imported on that path.
+SCHEMA_REVISION = """
+SELECT version_num FROM durable.alembic_version
+"""
+
+# A cheap round trip that proves a connection is alive.
+PING = "SELECT 1"
+
+# Serialises schema upgrades across processes (bound parameter :key, run through SQLAlchemy by
+# migrate.py); transaction-scoped, so the commit or a dead session releases it.
+MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(:key)"
+
+# -- launching -----------------------------------------------------------------------------
+
+# Insert-or-return-existing on the idempotency key (the store then wakes idle workers).
+# A concurrent launch with the same key that commits after our snapshot makes ON CONFLICT skip
+# while the fallback SELECT cannot see the row yet: the store retries then.
+CREATE_TASK = """
+WITH ins AS (
+    INSERT INTO durable.tasks (name, workflow, args, kwargs, key, queue, parent_id, detached)
+    VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8)
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id, name, workflow, queue
+)
+SELECT id, name, workflow, queue, true AS created FROM ins
+UNION ALL
+SELECT id, name, workflow, queue, false AS created FROM durable.tasks
+WHERE key = $5 AND NOT EXISTS (SELECT 1 FROM ins)
+"""
+
+# Many launches in one statement (group commit of Client.launch, durable.store.group_commit).
+# Each row's id is drawn first, so that a launch without a key finds its own row again (a
+# RETURNING row says nothing about which input it came from). A key that exists returns the
+# task it names; a row with neither (a concurrent launch with the same key committed after
+# this snapshot) comes back with a NULL id and the store retries it alone. Keys are distinct
+# within one statement (the group commit never puts one key twice in a batch).
+CREATE_TASKS = """
+WITH input AS (
+    SELECT i.*, nextval(pg_get_serial_sequence('durable.tasks', 'id')) AS new_id
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+        WITH ORDINALITY AS i(name, workflow, args, kwargs, key, queue, ord)
+), ins AS (
+    INSERT INTO durable.tasks (id, name, workflow, args, kwargs, key, queue)
+    SELECT new_id, name, workflow, args::jsonb, kwargs::jsonb, key, queue FROM input ORDER BY ord
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id
+)
+SELECT input.ord, coalesce(ins.id, t.id) AS id, coalesce(t.name, input.name) AS name,
+       coalesce(t.workflow, input.workflow) AS workflow, coalesce(t.queue, input.queue) AS queue,
+       ins.id IS NOT NULL AS created
+FROM input
+LEFT JOIN ins ON ins.id = input.new_id
+LEFT JOIN durable.tasks AS t ON t.key = input.key AND ins.id IS NULL
+ORDER BY input.ord
+"""
+
+# -- claiming ------------------------------------------------------------------------------
+
+# Batched claim of runnable tasks: pending ones, and suspended ones whose timer is due (a
+# little early, by $4 seconds, so that the resumed run waits out the rest in memory and fires
+# on time). SKIP LOCKED lets many workers claim at once without waiting on each other; the
+# partial indexes tasks_pending_idx and tasks_wake_idx keep both scans proportional to what is
+# runnable, however many finished tasks the table holds. Bumping `lease` gives the claim its
+# fencing token; has_history lets the runner skip the history read for fresh tasks.
+#
+# The claim must commit with a flush (unlike the wake-ups): a claim that Postgres loses in a
+# crash after acknowledging it would let the next claim hand out the same lease value, and a
+# worker still retrying a write under the lost claim would pass the fence.
+CLAIM_TASKS = """
+WITH due AS (
+    SELECT id FROM durable.tasks
+    WHERE state = 'suspended' AND wake_at <= now() + make_interval(secs => $4)
+      AND queue = ANY($1::text[])
+    ORDER BY wake_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), ready AS (
+    SELECT id FROM durable.tasks
+    WHERE state = 'pending' AND queue = ANY($1::text[])
+    ORDER BY id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), candidates AS (
+    SELECT id FROM due UNION ALL SELECT id FROM ready LIMIT $2
+)
+UPDATE durable.tasks AS t
+SET state = 'running',
+    worker_id = $3,
+    lease = t.lease + 1,
+    attempts = t.attempts + 1,
+    wake_at = NULL,
+    started_at = coalesce(t.started_at, now()),
+    updated_at = now()
+FROM candidates AS c
+WHERE t.id = c.id
+RETURNING t.id, t.name, t.workflow, t.args::text AS args, t.kwargs::text AS kwargs, t.lease,
+          t.attempts, t.cancel_requested, t.created_at, t.parent_id, t.run, t.log_base,
+          (EXISTS (SELECT 1 FROM durable.events AS e WHERE e.task_id = t.id)
+           OR EXISTS (SELECT 1 FROM durable.logs AS l WHERE l.task_id = t.id)) AS has_history
+"""
+
+# When the next suspended task of these queues wakes (the claimer sleeps until then).
+NEXT_WAKE = """
+SELECT min(wake_at) AS wake_at FROM durable.tasks
+WHERE state = 'suspended' AND wake_at IS NOT NULL AND queue = ANY($1::text[])
+"""
+
+# The recorded history of a task: its events in seq order and how many log lines it wrote.
+# Also the outcomes of its finished children: a parent woken after a fan-out reads them all
+# in this one round trip instead of one per child.
+LOAD_HISTORY = """
+SELECT
+    (SELECT count(*) FROM durable.logs WHERE task_id = $1 AND line_no >= $2) AS log_lines,
+    (SELECT coalesce(json_agg(json_build_array(seq, kind, label, payload) ORDER BY seq), '[]')
+     FROM durable.events WHERE task_id = $1)::text AS events,
+    (SELECT coalesce(json_agg(json_build_array(id, state, result, error)), '[]')
+     FROM durable.tasks
+     WHERE parent_id = $1 AND state IN ('complete', 'failed', 'cancelled'))::text AS children
+"""
+
+# -- recording (hot path) ------------------------------------------------------------------
+
+# The common head of every write made for a running task: `held` is the fencing check, then
+# any number of buffered events and log lines of that task. Events upsert on (task_id, seq): a
+# step's retry bookkeeping is replaced by its outcome. Log lines insert-or-ignore on
+# (task_id, line_no): a replayed print writes nothing; the count of lines written tells the
+# store to wake `durable tail` followers. Parameters $1..$8 are the same in every statement
+# built on it.
+_FENCED_WRITES = """
+held AS (
+    SELECT id FROM durable.tasks
+    WHERE id = $1 AND lease = $2 AND state = 'running'
+    FOR NO KEY UPDATE
+), ev AS (
+    INSERT INTO durable.events (task_id, seq, kind, label, payload)
+    SELECT held.id, e.seq, e.kind, e.label, e.payload::jsonb
+    FROM held, unnest($3::int[], $4::text[], $5::text[], $6::text[]) AS e(seq, kind, label, payload)
+    ON CONFLICT (task_id, seq) DO UPDATE
+        SET kind = EXCLUDED.kind, label = EXCLUDED.label, payload = EXCLUDED.payload, at = now()
+    RETURNING 1
+), lg AS (
+    INSERT INTO durable.logs (task_id, line_no, line)
+    SELECT held.id, l.line_no, l.line
+    FROM held, unnest($7::int[], $8::text[]) AS l(line_no, line)
+    ON CONFLICT (task_id, line_no) DO NOTHING
+    RETURNING 1
+)"""
+
+# One round trip records any number of buffered events and log lines of one task, fenced.
+RECORD = f"""
+WITH {_FENCED_WRITES}
+SELECT count(*) AS held, (SELECT count(*) FROM ev) AS events, (SELECT count(*) FROM lg) AS lines
+FROM held
+"""
+
+# The final write of a run: the last buffered writes and the final state, in one statement.
+# `wake_queue` is the parent's queue when this made it runnable.
+#
+# A child also counts itself off its parent's wait (`parent`). No lost wake-up: the UPDATE
+# matches any unfinished parent, so it always takes the parent row's lock; if the parent is
+# suspending at this moment it waits for that to commit and then computes the new values on
+# the committed row (Postgres re-evaluates an UPDATE on the latest version of a row it had to
+# wait for). If this commits first, the parent's suspension, which locks its own row before it
+# counts its children on a fresh snapshot, sees this child ended.
+FINISH = f"""
+WITH {_FENCED_WRITES}, fin AS (
+    UPDATE durable.tasks AS t
+    SET state = $9, result = $10::jsonb, error = $11::jsonb, worker_id = NULL,
+        finished_at = now(), updated_at = now(), wake_at = NULL, waiting_for = NULL
+    FROM held
+    WHERE t.id = held.id
+    RETURNING t.id, t.parent_id
+), parent AS (
+    UPDATE durable.tasks AS p
+    SET waiting_for = CASE WHEN p.state = 'suspended'
+                                AND p.waiting_for -> 'children' @> to_jsonb(fin.id)
+                           THEN jsonb_set(p.waiting_for, '{{remaining}}',
+                                          to_jsonb((p.waiting_for ->> 'remaining')::int - 1))
+                           ELSE p.waiting_for END,
+        state = CASE WHEN p.state = 'suspended'
+                          AND p.waiting_for -> 'children' @> to_jsonb(fin.id)
+                          AND (p.waiting_for ->> 'remaining')::int <= 1
+                     THEN 'pending' ELSE p.state END
+    FROM fin
+    WHERE p.id = fin.parent_id AND p.state NOT IN ('complete', 'failed', 'cancelled')
+    RETURNING p.state, p.queue
+)
+SELECT count(*) AS held, (SELECT count(*) FROM ev) AS events, (SELECT count(*) FROM lg) AS lines,
+       (SELECT min(queue) FROM parent WHERE state = 'pending') AS wake_queue
+FROM fin
+"""
+
+# -- group commit (hot path) ---------------------------------------------------------------
+
+# The fenced writes of many tasks in one statement (durable.store.group_commit): one commit for
+# the steps and final states of every task that wrote while the previous statement was in
+# flight. `req` has one row per task ($1 ids, $2 leases); events ($3..$7) and lines ($8..$10)
+# name their task. `held` locks, in id order (no deadlock between two such statements), the
+# rows still carrying their lease; only their writes are made, and every task learns whether
+# it was held. As with RECORD, a takeover either commits first (the write finds no row) or
+# waits for this commit.
+_FENCED_WRITES_MANY = """
+req AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS r(task_id, lease, ord)
+), held AS (
+    SELECT t.id FROM durable.tasks AS t
+    JOIN req ON req.task_id = t.id
+    WHERE t.lease = req.lease AND t.state = 'running'
+    ORDER BY t.id
+    FOR NO KEY UPDATE OF t
+), ev AS (
+    INSERT INTO durable.events (task_id, seq, kind, label, payload)
+    SELECT e.task_id, e.seq, e.kind, e.label, e.payload::jsonb
+    FROM unnest($3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[])
+        AS e(task_id, seq, kind, label, payload)
+    WHERE e.task_id IN (SELECT id FROM held)
+    ON CONFLICT (task_id, seq) DO UPDATE
+        SET kind = EXCLUDED.kind, label = EXCLUDED.label, payload = EXCLUDED.payload, at = now()
+    RETURNING task_id
+), lg AS (
+    INSERT INTO durable.logs (task_id, line_no, line)
+    SELECT l.task_id, l.line_no, l.line
+    FROM unnest($8::bigint[], $9::int[], $10::text[]) AS l(task_id, line_no, line)
+    WHERE l.task_id IN (SELECT id FROM held)
+    ON CONFLICT (task_id, line_no) DO NOTHING
+    RETURNING task_id
+)"""
+
+RECORD_MANY = f"""
+WITH {_FENCED_WRITES_MANY}
+SELECT req.task_id, req.task_id IN (SELECT id FROM held) AS held,
+       (SELECT count(*) FROM lg WHERE lg.task_id = req.task_id) AS lines,
+       (SELECT count(*) FROM ev) AS events
+FROM req ORDER BY req.ord
+"""
+
+# FINISH for many tasks ($11 states, $12 results, $13 errors, one per task). Children that end
+# together count themselves off their parent's wait together: one update per parent, less the
+# number of its waited-for children in this statement. Parents are locked in id order first,
+# so two such statements cannot deadlock on them; the update then sees the latest version of
+# a parent it had to wait for (as in FINISH, no lost wake-up).
+FINISH_MANY = f"""
+WITH {_FENCED_WRITES_MANY}, outcome AS (
+    SELECT * FROM unnest($1::bigint[], $11::text[], $12::text[], $13::text[])
+        AS o(task_id, state, result, error)
+), fin AS (
+    UPDATE durable.tasks AS t
+    SET state = o.state, result = o.result::jsonb, error = o.error::jsonb, worker_id = NULL,
+        finished_at = now(), updated_at = now(), wake_at = NULL, waiting_for = NULL
+    FROM outcome AS o
+    WHERE t.id = o.task_id AND t.id IN (SELECT id FROM held)
+    RETURNING t.id, t.parent_id
+), ended AS (
+    SELECT parent_id, array_agg(id) AS ids FROM fin WHERE parent_id IS NOT NULL GROUP BY parent_id
+), parents_locked AS (
+    SELECT p.id FROM durable.tasks AS p
+    WHERE p.id IN (SELECT parent_id FROM ended)
+      AND p.state NOT IN ('complete', 'failed', 'cancelled')
+    ORDER BY p.id
+    FOR NO KEY UPDATE
+), parent AS (
+    UPDATE durable.tasks AS p
+    SET waiting_for = CASE WHEN p.state = 'suspended' AND p.waiting_for ? 'children'
+                           THEN jsonb_set(p.waiting_for, '{{remaining}}', to_jsonb(
+                               (p.waiting_for ->> 'remaining')::int
+                               - (SELECT count(*) FROM unnest(ended.ids) AS c(id)
+                                  WHERE p.waiting_for -> 'children' @> to_jsonb(c.id))))
+                           ELSE p.waiting_for END,
+        state = CASE WHEN p.state = 'suspended' AND p.waiting_for ? 'children'
+                          AND (p.waiting_for ->> 'remaining')::int
+                              - (SELECT count(*) FROM unnest(ended.ids) AS c(id)
+                                 WHERE p.waiting_for -> 'children' @> to_jsonb(c.id)) <= 0
+                          AND EXISTS (SELECT 1 FROM unnest(ended.ids) AS c(id)
+                                      WHERE p.waiting_for -> 'children' @> to_jsonb(c.id))
+                     THEN 'pending' ELSE p.state END
+    FROM ended
+    WHERE p.id = ended.parent_id AND p.id IN (SELECT id FROM parents_locked)
+    RETURNING p.state, p.queue
+)
+SELECT req.task_id, req.task_id IN (SELECT id FROM held) AS held,
+       (SELECT count(*) FROM lg WHERE lg.task_id = req.task_id) AS lines,
+       (SELECT count(*) FROM ev) AS events,
+       (SELECT coalesce(array_agg(DISTINCT queue), '{{}}') FROM parent WHERE state = 'pending')
+           AS wake_queues
+FROM req ORDER BY req.ord
+"""
+
+# A run that only waits (on timers, promises, notifications) stops holding the task: state
+# suspended until wake_at or until woken. No lost wake-ups: when the run waits on a promise
+# or a notification this statement runs second in a transaction that first locked the task row
+# (LOCK_HELD_TASK) and the promise rows (LOCK_PROMISES). A completer locks the same rows
+# before it wakes waiters in a later statement, so either it sees this suspension, or this
+# statement's fresh snapshot sees its completion and makes the task pending at once.
+# $9 wake_at, $10 promise ids, $11 wants a notification, $12 waiting_for (jsonb), $13 the
+# children it waits for: ready when none of them is still running (their count is kept in
+# waiting_for.remaining, and each child that ends counts itself off: FINISH).
+SUSPEND = f"""
+WITH {_FENCED_WRITES}, old_waits AS (
+    DELETE FROM durable.promise_waiters AS w
+    USING held
+    WHERE w.task_id = held.id AND NOT (w.promise_id = ANY($10::text[]))
+    RETURNING 1
+), waits AS (
+    INSERT INTO durable.promise_waiters (promise_id, task_id)
+    SELECT p.id, held.id FROM held, unnest($10::text[]) AS p(id)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), open_children AS (
+    SELECT count(*) AS n FROM durable.tasks
+    WHERE id = ANY($13::bigint[]) AND state NOT IN ('complete', 'failed', 'cancelled')
+), ready AS (
+    SELECT (
+        (cardinality($13::bigint[]) > 0 AND (SELECT n FROM open_children) = 0)
+        OR EXISTS (SELECT 1 FROM durable.promises
+                WHERE id = ANY($10::text[]) AND state <> 'pending')
+        OR ($11 AND EXISTS (SELECT 1 FROM durable.notifications
+                            WHERE task_id = $1 AND consumed_seq IS NULL))
+        OR ($9::timestamptz IS NOT NULL AND $9::timestamptz <= now())
+    ) AS now
+), sus AS (
+    UPDATE durable.tasks AS t
+    SET state = CASE WHEN ready.now THEN 'pending' ELSE 'suspended' END,
+        wake_at = CASE WHEN ready.now THEN NULL ELSE $9::timestamptz END,
+        waiting_for = CASE WHEN ready.now THEN NULL
+                           ELSE $12::jsonb || jsonb_build_object(
+                               'remaining', (SELECT n FROM open_children)) END,
+        worker_id = NULL, updated_at = now()
+    FROM held, ready
+    WHERE t.id = held.id
+    RETURNING t.queue, t.state, t.wake_at
+)
+SELECT count(*) AS held, (SELECT count(*) FROM ev) AS events, (SELECT count(*) FROM lg) AS lines,
+       min(sus.queue) AS queue, min(sus.state) AS state, min(sus.wake_at) AS wake_at,
+       (SELECT count(*) FROM waits) AS waits, (SELECT count(*) FROM old_waits) AS old_waits
+FROM sus
+"""
+
+# First statement of a suspension on promises or notifications: the fencing lock on the task
+# row, held until commit.
+LOCK_HELD_TASK = """
+SELECT id FROM durable.tasks WHERE id = $1 AND lease = $2 AND state = 'running'
+FOR NO KEY UPDATE
+"""
+
+# ContinueAsNew: the run ends and the workflow starts again under the same id with new
+# arguments and a fresh event log; its printed lines stay, and the next generation numbers its
+# own from $9 (log_base).
+CONTINUE_AS_NEW = f"""
+WITH {_FENCED_WRITES}, wipe AS (
+    DELETE FROM durable.events AS e USING held WHERE e.task_id = held.id RETURNING 1
+), cont AS (
+    UPDATE durable.tasks AS t
+    SET state = 'pending', args = $10::jsonb, kwargs = $11::jsonb, run = t.run + 1,
+        log_base = $9, worker_id = NULL, wake_at = NULL, waiting_for = NULL, updated_at = now()
+    FROM held
+    WHERE t.id = held.id
+    RETURNING t.queue
+)
+SELECT count(*) AS held, (SELECT count(*) FROM wipe) AS wiped, (SELECT count(*) FROM lg) AS lines,
+       min(cont.queue) AS queue
+FROM cont
+"""
+
+# -- children ------------------------------------------------------------------------------
+
+# A fan-out: many children created in one statement, inside the fenced transaction that
+# records their launches. Existing keys (a retried launch) return the task they name.
+CREATE_CHILDREN = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::bool[])
+        WITH ORDINALITY AS i(name, workflow, args, kwargs, key, queue, detached, ord)
+), ins AS (
+    INSERT INTO durable.tasks (name, workflow, args, kwargs, key, queue, parent_id, detached)
+    SELECT name, workflow, args::jsonb, kwargs::jsonb, key, queue, $8, detached
+    FROM input ORDER BY ord
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id, key, name, workflow, queue
+)
+SELECT input.ord, coalesce(ins.id, t.id) AS id, coalesce(ins.name, t.name) AS name,
+       coalesce(ins.workflow, t.workflow) AS workflow, ins.id IS NOT NULL AS created,
+       ins.queue
+FROM input
+LEFT JOIN ins ON ins.key = input.key
+LEFT JOIN durable.tasks AS t ON t.key = input.key AND ins.id IS NULL
+ORDER BY input.ord
+"""
+
+# The fencing lock of a transaction that records several events, and which of their seqs are
+# already recorded (by an attempt whose commit reply was lost).
+BEGIN_RECORDING = """
+SELECT t.id,
+       (SELECT coalesce(json_agg(json_build_array(e.seq, e.payload)), '[]')
+        FROM durable.events AS e
+        WHERE e.task_id = t.id AND e.seq = ANY($3::int[]))::text AS recorded
+FROM durable.tasks AS t
+WHERE t.id = $1 AND t.lease = $2 AND t.state = 'running'
+FOR NO KEY UPDATE
+"""
+
+TASK_OUTCOME = """
+SELECT state, result::text AS result, error::text AS error FROM durable.tasks WHERE id = $1
+"""
+
+# -- promises and notifications -------------------------------------------------------------
+
+# A waiter makes sure the promise rows exist, then locks them (in id order: no deadlocks) so
+# that no completion can run between its check and its suspension.
+ENSURE_PROMISES = """
+INSERT INTO durable.promises (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING
+"""
+
+LOCK_PROMISES = """
+SELECT id FROM durable.promises WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE
+"""
+
+# Completes a promise at most once: the upsert only changes a pending row, but locks it either
+# way, which orders this completion after any waiter that is suspending on it.
+COMPLETE_PROMISE = """
+INSERT INTO durable.promises (id, state, value, message, completed_at)
+VALUES ($1, $2, $3::jsonb, $4, now())
+ON CONFLICT (id) DO UPDATE
+    SET state = EXCLUDED.state, value = EXCLUDED.value, message = EXCLUDED.message,
+        completed_at = now()
+    WHERE durable.promises.state = 'pending'
+RETURNING id
+"""
+
+# Second statement of a completion (a fresh snapshot, after the lock): the winner, and every
+# task suspended on the promise made runnable (`queues`: where the store wakes workers).
+WAKE_PROMISE_WAITERS = """
+WITH winner AS (
+    SELECT state, value::text AS value, message FROM durable.promises WHERE id = $1
+), woken AS (
+    UPDATE durable.tasks AS t
+    SET state = 'pending', wake_at = NULL, waiting_for = NULL, updated_at = now()
+    WHERE t.state = 'suspended'
+      AND t.id IN (SELECT task_id FROM durable.promise_waiters WHERE promise_id = $1)
+    RETURNING t.queue
+), gone AS (
+    DELETE FROM durable.promise_waiters WHERE promise_id = $1 RETURNING 1
+)
+SELECT winner.state, winner.value, winner.message,
+       (SELECT coalesce(array_agg(DISTINCT queue), '{}') FROM woken) AS queues,
+       (SELECT count(*) FROM gone) AS gone
+FROM winner
+"""
+
+PEEK_PROMISE = """
+SELECT state, value::text AS value, message FROM durable.promises WHERE id = $1
+"""
+
+# A notification is sent under the task row's lock (the lock a suspending run holds), so a
+# task suspending on its mailbox at this very moment is still woken.
+LOCK_TASK = """
+SELECT state FROM durable.tasks WHERE id = $1 FOR NO KEY UPDATE
+"""
+
+SEND_NOTIFICATION = """
+WITH ins AS (
+    INSERT INTO durable.notifications (task_id, event, data) VALUES ($1, $2, $3::jsonb)
+    RETURNING id
+), woken AS (
+    UPDATE durable.tasks
+    SET state = 'pending', wake_at = NULL, waiting_for = NULL, updated_at = now()
+    WHERE id = $1 AND state = 'suspended' AND waiting_for ? 'notification'
+    RETURNING queue
+)
+SELECT (SELECT id FROM ins) AS id, (SELECT queue FROM woken) AS wake_queue
+"""
+
+# The oldest unread notification of a task, marked read by the event that receives it, inside
+# the fenced transaction that records that event: received exactly once.
+CONSUME_NOTIFICATION = """
+UPDATE durable.notifications SET consumed_seq = $2
+WHERE id = (
+    SELECT id FROM durable.notifications
+    WHERE task_id = $1 AND consumed_seq IS NULL
+    ORDER BY id LIMIT 1
+    FOR UPDATE
+)
+RETURNING event, data::text AS data, created_at
+"""
+
+# First statement of an exactly-once transaction: the fencing lock, held until commit, and
+# what is already recorded at this seq (a retried transaction whose first commit succeeded
+# but whose reply was lost must not run the user's function again).
+TRANSACTION_BEGIN = """
+SELECT t.id,
+       (SELECT e.payload::text FROM durable.events AS e
+        WHERE e.task_id = t.id AND e.seq = $3
+          AND (e.payload ->> 'status') IS DISTINCT FROM 'waiting') AS recorded
+FROM durable.tasks AS t
+WHERE t.id = $1 AND t.lease = $2 AND t.state = 'running'
+FOR NO KEY UPDATE
+"""
+
+# -- reading -------------------------------------------------------------------------------
+
+TASK_COLUMNS = """
+id, name, workflow, state, queue, key, parent_id, args::text AS args, kwargs::text AS kwargs,
+result::text AS result, error::text AS error, attempts, created_at, started_at, finished_at,
+worker_id
+"""
+
+GET_TASK = f"SELECT {TASK_COLUMNS} FROM durable.tasks WHERE id = $1"
+
+# Newest first; each filter is optional (NULL matches everything).
+LIST_TASKS = f"""
+SELECT {TASK_COLUMNS} FROM durable.tasks
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR workflow = $2)
+ORDER BY id DESC
+LIMIT $3
+"""
+
+TASK_STATE = "SELECT state FROM durable.tasks WHERE id = $1"
+
+LIST_EVENTS = """
+SELECT task_id, seq, kind, label, payload::text AS payload, at
+FROM durable.events WHERE task_id = $1 ORDER BY seq
+"""
+
+# Lines after a given line number: `tail` reads what is there, then what each notify adds.
+READ_LOGS = """
+SELECT task_id, line_no, line, at FROM durable.logs
+WHERE task_id = $1 AND line_no > $2 ORDER BY line_no
+"""
+
+# -- control -------------------------------------------------------------------------------
+
+# Cancellation of a set of tasks (`target`). A task that never ran is cancelled on the spot; a
+# suspended one (or a pending one that has run before) is made pending with the flag set, so
+# that a worker replays it and delivers durable.Cancelled where it waits (cleanup may run); a
+# running one is flagged and its worker told. Final tasks are left as they are. Each row says
+# which wake-up it needs.
+_CANCEL = """
+WITH target AS (
+    SELECT id, state, attempts FROM durable.tasks WHERE {where} ORDER BY id FOR UPDATE
+), direct AS (
+    UPDATE durable.tasks AS t
+    SET state = 'cancelled', cancel_requested = true, finished_at = now(), updated_at = now(),
+        wake_at = NULL, waiting_for = NULL, worker_id = NULL,
+        error = jsonb_build_object('type', 'Cancelled',
+                                   'message', format('task %s was cancelled', t.id),
+                                   'traceback', NULL)
+    FROM target
+    WHERE t.id = target.id AND target.state = 'pending' AND target.attempts = 0
+    RETURNING t.id
+), woken AS (
+    UPDATE durable.tasks AS t
+    SET state = 'pending', cancel_requested = true, wake_at = NULL, waiting_for = NULL,
+        updated_at = now()
+    FROM target
+    WHERE t.id = target.id
+      AND (target.state = 'suspended' OR (target.state = 'pending' AND target.attempts > 0))
+    RETURNING t.id, t.queue
+), flag AS (
+    UPDATE durable.tasks AS t
+    SET cancel_requested = true, updated_at = now()
+    FROM target
+    WHERE t.id = target.id AND target.state = 'running'
+    RETURNING t.id
+)
+SELECT target.id, target.state AS before,
+       CASE WHEN target.id IN (SELECT id FROM direct) THEN 'cancelled'
+            WHEN target.id IN (SELECT id FROM woken) THEN 'pending'
+            ELSE target.state END AS after,
+       target.id IN (SELECT id FROM direct) AS ended,
+       target.id IN (SELECT id FROM flag) AS flagged,
+       (SELECT queue FROM woken WHERE woken.id = target.id) AS wake_queue
+FROM target
+"""
+
+CANCEL_TASK = _CANCEL.format(where="id = $1")
+
+# Children are cancelled with their parent, unless launched detached.
+CANCEL_CHILDREN = _CANCEL.format(
+    where="parent_id = $1 AND NOT detached AND state NOT IN ('complete', 'failed', 'cancelled')"
+)
+
+# Back to pending, keeping every event: replay resumes where the failure happened.
+RETRY_TASK = """
+WITH target AS (
+    SELECT id, state FROM durable.tasks WHERE id = $1 FOR UPDATE
+), upd AS (
+    UPDATE durable.tasks AS t
+    SET state = 'pending', error = NULL, result = NULL, finished_at = NULL,
+        cancel_requested = false, worker_id = NULL, attempts = 0, updated_at = now()
+    FROM target
+    WHERE t.id = target.id AND target.state IN ('failed', 'cancelled')
+    RETURNING t.id, t.queue
+)
+SELECT target.state AS before,
+       CASE WHEN EXISTS (SELECT 1 FROM upd) THEN 'pending' ELSE target.state END AS after,
+       (SELECT queue FROM upd) AS wake_queue
+FROM target
+"""
+
+# Is a cancellation pending for these held tasks? (a worker that missed a notify catches up)
+CANCEL_REQUESTED = """
+SELECT id FROM durable.tasks
+WHERE id = ANY($1::bigint[]) AND cancel_requested AND state = 'running'
+"""
+
+# -- workers -------------------------------------------------------------------------------
+
+REGISTER_WORKER = """
+INSERT INTO durable.workers (id, host, pid, queues, concurrency, lease_timeout, local_identity)
+VALUES ($1, $2, $3, $4::text[], $5, $6, $7)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+"""
+
+HEARTBEAT = """
+UPDATE durable.workers SET heartbeat_at = now() WHERE id = $1 RETURNING id
+"""
+
+DEREGISTER_WORKER = "DELETE FROM durable.workers WHERE id = $1"
+
+# The other workers in this worker's boot and pid namespace (durable/worker/liveness.py).
+LOCAL_WORKERS = """
+SELECT id, pid FROM durable.workers WHERE local_identity = $1 AND id <> $2
+"""
+
+# A stopping worker hands its tasks back and wakes the others so they resume them at once.
+RELEASE_TASKS = """
+WITH rel AS (
+    UPDATE durable.tasks
+    SET state = 'pending', worker_id = NULL, updated_at = now()
+    WHERE worker_id = $1 AND state = 'running'
+    RETURNING id, queue
+)
+SELECT (SELECT count(*) FROM rel) AS released,
+       (SELECT coalesce(array_agg(DISTINCT queue), '{}') FROM rel) AS queues
+"""
+
+# After a claim whose reply was lost (the connection broke after the commit), the worker may
+# hold tasks it does not know about: hand back every task it holds but is not running.
+RELEASE_UNKNOWN = """
+WITH rel AS (
+    UPDATE durable.tasks
+    SET state = 'pending', worker_id = NULL, updated_at = now()
+    WHERE worker_id = $1 AND state = 'running' AND NOT (id = ANY($2::bigint[]))
+    RETURNING id, queue
+)
+SELECT (SELECT count(*) FROM rel) AS released,
+       (SELECT coalesce(array_agg(DISTINCT queue), '{}') FROM rel) AS queues
+"""
+
+# Takeover: any live worker runs this every heartbeat. Workers silent for longer than the lease
+# timeout, and those ($3) the caller found exited on its own machine, are deleted, and the
+# tasks they held (or held by workers with no row at all) go back to pending; a task lost this
+# way max_attempts times is failed instead, so a poison task that crashes every worker that
+# runs it cannot take the fleet down. Two workers running this at once
+# is safe: the second one's UPDATE re-checks `state = 'running'` after the first commits.
+RECLAIM_TASKS = """
+WITH dead AS (
+    DELETE FROM durable.workers
+    WHERE heartbeat_at < now() - make_interval(secs => $1) OR id = ANY($3::text[])
+    RETURNING id
+), lost AS (
+    UPDATE durable.tasks AS t
+    SET state = CASE WHEN t.losses + 1 >= $2 THEN 'failed' ELSE 'pending' END,
+        losses = t.losses + 1,
+        worker_id = NULL,
+        updated_at = now(),
+        finished_at = CASE WHEN t.losses + 1 >= $2 THEN now() END,
+        error = CASE WHEN t.losses + 1 >= $2 THEN jsonb_build_object(
+            'type', 'Abandoned',
+            'message', format('abandoned after %s attempts', t.losses + 1),
+            'traceback', NULL) END
+    WHERE t.id IN (
+        -- Locked in id order, as every statement that locks several tasks does: no deadlock
+        -- with a stale worker's group commit (FINISH_MANY) on the same rows.
+        SELECT r.id FROM durable.tasks AS r
+        WHERE r.state = 'running'
+          AND (r.worker_id IN (SELECT id FROM dead)
+               OR NOT EXISTS (SELECT 1 FROM durable.workers AS w WHERE w.id = r.worker_id))
+        ORDER BY r.id
+        FOR NO KEY UPDATE
+    ) AND t.state = 'running'
+    RETURNING t.id, t.queue, t.state
+)
+SELECT (SELECT count(*) FROM dead) AS dead,
+       (SELECT count(*) FROM lost WHERE state = 'pending') AS resumed,
+       (SELECT count(*) FROM lost WHERE state = 'failed') AS abandoned,
+       (SELECT coalesce(array_agg(DISTINCT queue), '{}') FROM lost WHERE state = 'pending')
+           AS queues,
+       (SELECT coalesce(array_agg(id), '{}') FROM lost WHERE state = 'failed') AS abandoned_ids,
+       -- When the next live worker's lease runs out, if it stays silent: the caller looks
+       -- again then, rather than up to a heartbeat interval later.
+       (SELECT extract(epoch FROM min(heartbeat_at) + make_interval(secs => $1) - now())::float8
+        FROM durable.workers
+        WHERE heartbeat_at >= now() - make_interval(secs => $1)) AS next_expiry_in
+"""
+
+LIST_WORKERS = """
+SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+       extract(epoch FROM now() - w.heartbeat_at)::float8 AS heartbeat_age,
+       (SELECT count(*) FROM durable.tasks AS t
+        WHERE t.worker_id = w.id AND t.state = 'running') AS tasks_held
+FROM durable.workers AS w
+WHERE w.heartbeat_at > now() - make_interval(secs => w.lease_timeout)
+ORDER BY w.started_at
+"""
+
+# -- wake-ups ------------------------------------------------------------------------------
+
+# Many wake-ups in one statement, sent after the writes they announce have committed (see
+# durable.store.wakeups). Committed without waiting for a WAL flush: a notification is a
+# hint and holds no data, and the flush would be waited for under the notification lock.
+SEND_WAKEUPS = """
+SELECT count(pg_notify(w.channel, w.payload))
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit,
+     unnest($1::text[], $2::text[]) AS w(channel, payload)
+"""

@@ -1,0 +1,180 @@
+"""The durable schema, declared once with SQLAlchemy Core.
+
+alembic's ``env.py`` and the tests import this module; the hot path never does (its SQL is
+hand-written in ``queries.py``), so SQLAlchemy stays out of a worker's import time.
+
+Every table lives in the Postgres schema ``durable`` so that durable can share a database with
+an application without name clashes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+SCHEMA = "durable"
+
+metadata = MetaData(schema=SCHEMA)
+
+NOW = text("now()")
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("workflow", Text, nullable=False),
+    Column("args", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("kwargs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # Idempotency key for launch: a second launch with the same key returns the first task.
+    Column("key", Text, nullable=True, unique=True),
+    Column("queue", Text, nullable=False, server_default="default"),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("result", JSONB, nullable=True),
+    # {"type", "message", "traceback"} when failed.
+    Column("error", JSONB, nullable=True),
+    Column("parent_id", BigInteger, ForeignKey("tasks.id", ondelete="SET NULL"), nullable=True),
+    Column("detached", Boolean, nullable=False, server_default=text("false")),
+    # Times the task was claimed (runs started, resumptions included).
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # Times the task was taken back from a dead worker; at max_attempts it is abandoned, so a
+    # poison task that crashes every worker cannot take the fleet down.
+    Column("losses", Integer, nullable=False, server_default=text("0")),
+    # The fencing token: bumped at every claim. A worker may write for a task only while the
+    # row still carries the token it claimed it with.
+    Column("lease", BigInteger, nullable=False, server_default=text("0")),
+    Column("worker_id", Text, nullable=True),
+    # A suspended task becomes claimable at wake_at (a durable timer), or when woken earlier.
+    Column("wake_at", DateTime(timezone=True), nullable=True),
+    # What a suspended task waits for, e.g. {"promise": "pid"} or {"children": [..]}.
+    Column("waiting_for", JSONB, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    # Workflow-level timeout: the task is cancelled at this instant.
+    Column("deadline_at", DateTime(timezone=True), nullable=True),
+    # ContinueAsNew generation: each generation has its own event log.
+    Column("run", Integer, nullable=False, server_default=text("0")),
+    # Log lines of earlier generations: this generation's lines are numbered from here.
+    Column("log_base", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint(
+        "state IN ('pending', 'running', 'suspended', 'complete', 'failed', 'cancelled')",
+        name="tasks_state_check",
+    ),
+    # The claim scans only runnable rows: this partial index stays as small as the backlog,
+    # however many millions of finished tasks the table holds.
+    Index(
+        "tasks_pending_idx",
+        "queue",
+        "id",
+        postgresql_where=text("state = 'pending'"),
+    ),
+    # Timers: the earliest wake-up among suspended tasks, again independent of history size.
+    Index(
+        "tasks_wake_idx",
+        "wake_at",
+        postgresql_where=text("state = 'suspended' AND wake_at IS NOT NULL"),
+    ),
+    # Takeover of a dead worker's tasks, and a worker's own held set.
+    Index("tasks_running_idx", "worker_id", postgresql_where=text("state = 'running'")),
+    Index("tasks_parent_idx", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
+    Index("tasks_workflow_idx", "workflow", "id"),
+    Index("tasks_state_idx", "state", "id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("task_id", BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("payload", JSONB, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    PrimaryKeyConstraint("task_id", "seq", name="events_pkey"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("task_id", BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    # Line numbers count from 0 per task; the primary key makes a replayed line a no-op.
+    Column("line_no", Integer, nullable=False),
+    Column("line", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    PrimaryKeyConstraint("task_id", "line_no", name="logs_pkey"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("queues", ARRAY(Text), nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    # Its own lease timeout: `durable workers` lists a worker as live within it.
+    Column("lease_timeout", Float, nullable=False, server_default=text("30")),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # The boot and pid namespace it runs in (durable/worker/liveness.py): a worker with the
+    # same one can tell from its pid that it died. NULL: unknown, only its lease counts.
+    Column("local_identity", Text, nullable=True),
+)
+
+promises = Table(
+    "promises",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("value", JSONB, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("state IN ('pending', 'resolved', 'rejected')", name="promises_state_check"),
+)
+
+# Tasks suspended on a promise; completing the promise wakes exactly these.
+promise_waiters = Table(
+    "promise_waiters",
+    metadata,
+    Column("promise_id", Text, nullable=False),
+    Column("task_id", BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("promise_id", "task_id", name="promise_waiters_pkey"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("task_id", BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", Text, nullable=False),
+    Column("data", JSONB, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # Set when a workflow receives it (the seq of the receiving event): FIFO per task.
+    Column("consumed_seq", Integer, nullable=True),
+    Index(
+        "notifications_mailbox_idx",
+        "task_id",
+        "id",
+        postgresql_where=text("consumed_seq IS NULL"),
+    ),
+)
