@@ -1,0 +1,369 @@
+"""Client: launch tasks and watch them from outside workflows (apps, scripts, the CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from durable import serialization
+from durable.config import resolve_database_url, uses_embedded_default
+from durable.errors import DurableError, PromiseRejected, TaskCancelled, TaskFailed, Timeout
+from durable.models import Event, PromiseState, TaskHandle, TaskInfo, TaskState, WorkerInfo
+from durable.store.listen import Listener
+from durable.store.store import Store
+from durable.store.wakeups import PROMISES_CHANNEL, TASK_EVENTS_CHANNEL
+from durable.workflow import Workflow, reference_of
+
+# Waiters are woken by NOTIFY; this is how often they look anyway, in case a wake-up was lost
+# (its sender died between its commit and the NOTIFY: see durable.store.wakeups).
+FALLBACK_RECHECK = 2.0
+
+
+class Client:
+    """A connection to the durable database for launching and following tasks.
+
+    Use it as ``async with durable.Client(url) as client:``. Without a URL it resolves one
+    like the CLI does (``DURABLE_DATABASE_URL``, ``DATABASE_URL``, else the embedded server).
+
+    Args:
+        database_url: the durable database.
+        check_schema: refuse a database whose schema is not this code's (default True).
+    """
+
+    def __init__(self, database_url: str | None = None, *, check_schema: bool = True) -> None:
+        self._explicit_url = database_url
+        self._check_schema = check_schema
+        self._store: Store | None = None
+        self.url: str | None = None
+        self._listener: Listener | None = None
+        self._listener_lock = asyncio.Lock()
+        self._watchers: dict[int, set[asyncio.Event]] = {}
+        self._promise_watchers: dict[str, set[asyncio.Event]] = {}
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the connection pool (``async with`` does this)."""
+        if self._store is None:
+            if self.url is None:
+                # The embedded default may start a server: keep the event loop free meanwhile.
+                self.url = await asyncio.to_thread(resolve_database_url, self._explicit_url)
+            self._store = await Store.open(
+                self._resolved_url(),
+                max_size=4,
+                check_schema=self._check_schema,
+                migrate=uses_embedded_default(self._explicit_url),
+            )
+
+    async def close(self) -> None:
+        """Close the connection pool and the notification listener."""
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise DurableError("the client is not connected: use `async with durable.Client()`")
+        return self._store
+
+    # -- launching ---------------------------------------------------------------------------
+
+    async def launch(
+        self,
+        workflow: Workflow | str,
+        *,
+        name: str | None = None,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        key: str | None = None,
+        queue: str | None = None,
+    ) -> TaskHandle:
+        """Create a task running ``workflow`` (a ``@durable.workflow`` or ``"module:func"``).
+
+        Args:
+            workflow: what to run.
+            name: the task's human label (default: the workflow's reference).
+            args: JSON positional arguments.
+            kwargs: JSON keyword arguments.
+            key: idempotency key; a launch with an existing key returns that task
+                (``created`` is False) instead of creating a second one.
+            queue: the queue (default: the workflow's, else ``"default"``).
+
+        Raises:
+            durable.SerializationError: an argument is not JSON; nothing is written.
+        """
+        reference = reference_of(workflow)
+        if queue is None:
+            queue = workflow.options.queue if isinstance(workflow, Workflow) else "default"
+        args_json = serialization.dumps(list(args), "launch args")
+        kwargs_json = serialization.dumps(dict(kwargs or {}), "launch kwargs")
+        task_id, task_name, task_workflow, created = await self.store.create_task(
+            name=name if name is not None else reference,
+            workflow=reference,
+            args_json=args_json,
+            kwargs_json=kwargs_json,
+            key=key,
+            queue=queue,
+        )
+        return TaskHandle(id=task_id, name=task_name, workflow=task_workflow, created=created)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get(self, task_id: int) -> TaskInfo:
+        """The task with this id (``durable.TaskNotFound`` if none)."""
+        return await self.store.get_task(task_id)
+
+    async def list_tasks(
+        self, *, state: str | None = None, workflow: str | None = None, limit: int = 50
+    ) -> list[TaskInfo]:
+        """Tasks, newest first."""
+        if state is not None:
+            state = TaskState(state).value
+        return await self.store.list_tasks(state=state, workflow=workflow, limit=limit)
+
+    async def events(self, task_id: int) -> list[Event]:
+        """The task's event log in seq order."""
+        await self.store.task_state(task_id)
+        return await self.store.list_events(task_id)
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Registered workers."""
+        return await self.store.list_workers()
+
+    async def tail(self, task_id: int, *, follow: bool = True) -> AsyncIterator[str]:
+        """The task's log lines from the first; with ``follow``, until the task is final.
+
+        New lines are announced by NOTIFY; a slow re-check covers a lost announcement.
+        """
+        await self.store.task_state(task_id)  # unknown id: TaskNotFound before anything else
+        if not follow:
+            for line in await self.store.read_logs(task_id, -1):
+                yield line.line
+            return
+        async with self._watch(task_id) as changed:
+            last = -1
+            while True:
+                changed.clear()
+                state = await self.store.task_state(task_id)
+                for line in await self.store.read_logs(task_id, last):
+                    last = line.line_no
+                    yield line.line
+                if state.is_final:
+                    # The final write carries the last lines: one more read catches any that
+                    # landed between the two reads above.
+                    for line in await self.store.read_logs(task_id, last):
+                        last = line.line_no
+                        yield line.line
+                    return
+                await _woken_or_fallback(changed)
+
+    async def wait(self, task_id: int, timeout: float | None = None) -> TaskInfo:
+        """Wait until the task is final and return it; ``durable.Timeout`` if it is not in time."""
+        async with self._watch(task_id) as changed:
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        changed.clear()
+                        info = await self.store.get_task(task_id)
+                        if info.state.is_final:
+                            return info
+                        await _woken_or_fallback(changed)
+            except TimeoutError:
+                raise Timeout(f"task {task_id} did not finish within {timeout} s") from None
+
+    async def result(self, task_id: int, timeout: float | None = None) -> Any:
+        """The task's result once it completes.
+
+        Raises:
+            durable.TaskFailed: the task failed (``error_type``, ``error_message``).
+            durable.TaskCancelled: the task was cancelled.
+            durable.Timeout: it did not end within ``timeout`` seconds.
+        """
+        info = await self.wait(task_id, timeout)
+        if info.state == TaskState.COMPLETE:
+            return info.result
+        if info.state == TaskState.CANCELLED:
+            raise TaskCancelled(f"task {task_id} was cancelled", task_id=task_id)
+        error = info.error or {}
+        raise TaskFailed(
+            f"task {task_id} failed: {error.get('type')}: {error.get('message')}",
+            task_id=task_id,
+            error_type=error.get("type"),
+            error_message=error.get("message"),
+            traceback=error.get("traceback"),
+        )
+
+    # -- control -----------------------------------------------------------------------------
+
+    async def cancel(self, task_id: int) -> TaskState:
+        """Request cancellation; returns the state right after the request.
+
+        A pending or suspended task is cancelled at once; a running one is told and ends
+        ``cancelled`` at its current await; a final task is left as it is.
+        """
+        _before, after = await self.store.cancel_task(task_id)
+        return after
+
+    async def retry(self, task_id: int) -> TaskState:
+        """Put a failed or cancelled task back to pending, keeping its recorded events.
+
+        Returns the state after the call (unchanged for a task that is not failed or
+        cancelled).
+        """
+        _before, after = await self.store.retry_task(task_id)
+        return after
+
+    # -- promises and notifications ----------------------------------------------------------
+
+    async def resolve(self, promise_id: str, value: Any = None) -> Any:
+        """Resolve a durable promise (at most once); returns the value that won.
+
+        Raises:
+            durable.PromiseRejected: it had been rejected before.
+        """
+        value_json = serialization.dumps(value, f"promise {promise_id!r} value")
+        won = await self.store.complete_promise(promise_id, "resolved", value_json, None)
+        if won.state == "rejected":
+            raise PromiseRejected(won.message or f"promise {promise_id!r} was rejected")
+        return won.value
+
+    async def reject(self, promise_id: str, message: str) -> Any:
+        """Reject a durable promise (at most once).
+
+        Returns the value that won: None when a rejection won, else the resolved value.
+        """
+        won = await self.store.complete_promise(promise_id, "rejected", None, message)
+        return won.value if won.state == "resolved" else None
+
+    async def peek(self, promise_id: str) -> PromiseState:
+        """A promise's state (pending, resolved or rejected) without waiting."""
+        return await self.store.peek_promise(promise_id)
+
+    async def wait_promise(self, promise_id: str, timeout: float | None = None) -> Any:
+        """Wait for a promise to be completed and return its value (woken by NOTIFY).
+
+        Raises:
+            durable.PromiseRejected: it was rejected.
+            durable.Timeout: it was not completed within ``timeout`` seconds.
+        """
+        changed = asyncio.Event()
+        await self._ensure_listener()
+        self._promise_watchers.setdefault(promise_id, set()).add(changed)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    changed.clear()
+                    state = await self.store.peek_promise(promise_id)
+                    if state.state == "resolved":
+                        return state.value
+                    if state.state == "rejected":
+                        raise PromiseRejected(state.message or f"promise {promise_id!r} rejected")
+                    await _woken_or_fallback(changed)
+        except TimeoutError:
+            raise Timeout(f"promise {promise_id!r} was not completed within {timeout} s") from None
+        finally:
+            watchers = self._promise_watchers.get(promise_id, set())
+            watchers.discard(changed)
+            if not watchers:
+                self._promise_watchers.pop(promise_id, None)
+
+    async def notify(self, task_id: int, event: str, data: Any = None) -> None:
+        """Send a notification to a task's mailbox (kept until the task receives it).
+
+        Raises:
+            durable.TaskNotFound: no such task.
+            durable.TaskFinished: the task is final and will never receive it.
+        """
+        data_json = serialization.dumps(data, "notification data")
+        await self.store.send_notification(task_id, event, data_json)
+
+    # -- schema ------------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Upgrade the database schema to this code's head (safe to run twice, or at once)."""
+        from durable.store import migrate
+
+        await migrate.upgrade(self._resolved_url())
+
+    async def schema_is_current(self) -> bool:
+        """Whether the database schema is at this code's head."""
+        from durable.store import migrate
+
+        return await migrate.is_at_head(self._resolved_url())
+
+    def _resolved_url(self) -> str:
+        if self.url is None:
+            self.url = resolve_database_url(self._explicit_url)
+        return self.url
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _watch(self, task_id: int) -> AsyncIterator[asyncio.Event]:
+        """An event set whenever the task logs a line, suspends or ends (and on reconnects).
+
+        All watches of a client share one LISTEN connection.
+        """
+        changed = asyncio.Event()
+        await self._ensure_listener()
+        self._watchers.setdefault(task_id, set()).add(changed)
+        try:
+            yield changed
+        finally:
+            watchers = self._watchers.get(task_id)
+            if watchers is not None:
+                watchers.discard(changed)
+                if not watchers:
+                    del self._watchers[task_id]
+
+    async def _ensure_listener(self) -> None:
+        async with self._listener_lock:
+            if self._listener is not None:
+                return
+            listener = Listener(
+                self._resolved_url(),
+                [TASK_EVENTS_CHANNEL, PROMISES_CHANNEL],
+                self._on_notify,
+                on_reconnect=self._wake_all_watchers,
+            )
+            await listener.start()
+            self._listener = listener
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        if channel == PROMISES_CHANNEL:
+            for changed in self._promise_watchers.get(payload, ()):
+                changed.set()
+            return
+        task_id, _, _what = payload.partition(":")
+        with contextlib.suppress(ValueError):
+            for changed in self._watchers.get(int(task_id), ()):
+                changed.set()
+
+    def _wake_all_watchers(self) -> None:
+        # Notifications may have been missed while reconnecting: everyone looks again.
+        for watchers in [*self._watchers.values(), *self._promise_watchers.values()]:
+            for changed in watchers:
+                changed.set()
+
+
+async def _woken_or_fallback(changed: asyncio.Event) -> None:
+    """Until ``changed`` is set, or FALLBACK_RECHECK seconds have passed."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(changed.wait(), FALLBACK_RECHECK)
