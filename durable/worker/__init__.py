@@ -1,0 +1,1 @@
+"""The worker loop: claim, run by replay, record, finish."""

@@ -1,0 +1,455 @@
+"""Worker: claims tasks, runs them by replay, heartbeats. ``durable-worker`` is this class."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+
+import structlog
+
+from durable.config import resolve_database_url, uses_embedded_default
+from durable.errors import DatabaseUnavailable
+from durable.replay import capture
+from durable.store.listen import Listener
+from durable.store.store import Store
+from durable.store.wakeups import CANCEL_CHANNEL, TASKS_CHANNEL, TIMERS_CHANNEL
+from durable.worker import liveness
+from durable.worker.loader import Loader
+from durable.worker.outage import OUTAGE
+from durable.worker.runner import Runner, Running
+
+log = structlog.get_logger("durable.worker")
+
+# Suspended tasks are claimed this many seconds before their timer is due; the resumed run
+# waits out the rest in memory, so the timer fires on time rather than one claim late.
+TIMER_LEAD = 0.1
+
+# A takeover round runs this long after a silent worker's lease has run out (by the database's
+# clock), so that it finds the lease expired rather than a hair short of it.
+EXPIRY_MARGIN = 0.02
+
+
+class Worker:
+    """A worker process (or an embedded one inside an app).
+
+    Args:
+        database_url: the durable database; default: the CLI's resolution (``DURABLE_DATABASE_URL``,
+            ``DATABASE_URL``, else the embedded server).
+        concurrency: tasks run at once.
+        queues: queues claimed from.
+        heartbeat_interval: seconds between heartbeats.
+        lease_timeout: seconds without heartbeat after which a worker counts as dead.
+        max_attempts: claims after which a task that keeps getting lost is abandoned.
+        shutdown_grace: seconds running effects get to finish when the worker stops.
+        allow_modules: module prefixes workflows may be imported from (default: any).
+        poll_interval: seconds between claims when no notification arrives (a fallback only).
+        suspend_after: a task that only waits on a timer further away than this is suspended
+            (no worker holds it, no memory is used) and resumed by replay when it is due.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        concurrency: int = 100,
+        queues: Sequence[str] = ("default",),
+        heartbeat_interval: float = 5.0,
+        lease_timeout: float = 30.0,
+        max_attempts: int = 5,
+        shutdown_grace: float = 10.0,
+        allow_modules: Sequence[str] = (),
+        poll_interval: float = 5.0,
+        suspend_after: float = 2.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.database_url = database_url
+        self.concurrency = concurrency
+        self.queues = list(queues) or ["default"]
+        self.heartbeat_interval = heartbeat_interval
+        self.lease_timeout = lease_timeout
+        self._local_identity = liveness.local_identity()
+        self.max_attempts = max_attempts
+        self.shutdown_grace = shutdown_grace
+        self.poll_interval = poll_interval
+        self.suspend_after = suspend_after
+        self._next_wake: datetime | None = None
+        self._next_wake_known = False
+        self._heartbeat_ok_at = time.monotonic()
+        self._heartbeat_round = asyncio.Event()
+        self._heartbeat_rounds = 0  # completed rounds (heartbeat and takeover check)
+        self._heartbeat_poke = asyncio.Event()
+        self.loader = Loader(allow_modules)
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._store: Store | None = None
+        self._listener: Listener | None = None
+        self._running: dict[int, Running] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._side_tasks: list[asyncio.Task[None]] = []
+        self._error: BaseException | None = None
+        self._shutdown_task: asyncio.Future[None] | None = None
+        self._runner_tasks: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def run(self) -> None:
+        """Run until ``stop()`` is called or the surrounding task is cancelled.
+
+        Raises:
+            Exception: the error that made one of the worker's loops fail (the worker stops
+                rather than run blind: heartbeating while it no longer claims, say).
+        """
+        await self.start()
+        try:
+            await self.wait()
+        finally:
+            # Cancelling run() means "stop gracefully", not "vanish holding tasks".
+            await asyncio.shield(self.stop())
+        if self.error is not None:
+            raise self.error
+
+    async def wait(self) -> None:
+        """Until the worker is asked to stop, or stops itself because a loop failed."""
+        await self._stopping.wait()
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the worker stopped itself, if a loop of its failed."""
+        return self._error
+
+    def _side_task_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stopping.is_set():
+            return
+        error = task.exception()
+        # A loop that ends on its own is a bug; going on without it would leave a worker that
+        # heartbeats (so its tasks are never taken over) but no longer claims, or vice versa.
+        self._error = error or RuntimeError(f"{task.get_name()} ended")
+        log.error("worker loop failed; stopping", loop=task.get_name(), error=repr(self._error))
+        self._stopping.set()
+
+    async def start(self) -> None:
+        """Connect, register, and start claiming in the background."""
+        if self._started:
+            return
+        self._started = True
+        structlog.contextvars.bind_contextvars(worker_id=self.id)
+        # The embedded default may have to start a server: not on the event loop's thread.
+        url = await asyncio.to_thread(resolve_database_url, self.database_url)
+        capture.install()
+        store = await Store.open(
+            url,
+            max_size=min(self.concurrency, 20) + 2,
+            migrate=uses_embedded_default(self.database_url),
+        )
+        self._store = store
+        listener = Listener(
+            url,
+            [TASKS_CHANNEL, CANCEL_CHANNEL, TIMERS_CHANNEL],
+            self._on_notify,
+            on_reconnect=self._on_reconnect,
+        )
+        try:
+            await listener.start()
+            await store.register_worker(
+                self.id,
+                socket.gethostname(),
+                os.getpid(),
+                self.queues,
+                self.concurrency,
+                self.lease_timeout,
+                self._local_identity,
+            )
+        except BaseException:
+            await listener.close()
+            await store.close()
+            raise
+        self._listener = listener
+        self._side_tasks = [
+            asyncio.create_task(self._claim_loop(), name="durable-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="durable-heartbeat"),
+        ]
+        for side_task in self._side_tasks:
+            side_task.add_done_callback(self._side_task_ended)
+        log.info("worker started", queues=self.queues, concurrency=self.concurrency)
+
+    async def stop(self) -> None:
+        """Stop claiming, give running tasks ``shutdown_grace`` seconds, hand back the rest.
+
+        Idempotent; safe to call from several places at once (they all wait for the one
+        shutdown).
+        """
+        self._stopping.set()
+        if not self._started:
+            return
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.ensure_future(self._shutdown())
+        await asyncio.shield(self._shutdown_task)
+
+    async def _shutdown(self) -> None:
+        for task in self._side_tasks:
+            task.cancel()
+        await asyncio.gather(*self._side_tasks, return_exceptions=True)
+        self._side_tasks = []
+        if self._running:
+            log.info(
+                "stopping; letting running effects finish",
+                running=len(self._running),
+                grace=self.shutdown_grace,
+            )
+            await self._drain()
+        for running in list(self._running.values()):
+            running.release()
+        if self._runner_tasks:
+            await asyncio.gather(*self._runner_tasks, return_exceptions=True)
+        store = self._store
+        if store is not None:
+            with contextlib.suppress(DatabaseUnavailable):
+                released = await store.release_tasks(self.id)
+                if released:
+                    log.info("released tasks to other workers", released=released)
+                await store.deregister_worker(self.id)
+        if self._listener is not None:
+            await self._listener.close()
+        if store is not None:
+            await store.close()
+        self._stopped.set()
+        log.info("worker stopped")
+
+    async def _drain(self) -> None:
+        """Let effects in flight finish (up to the grace period); start no new ones."""
+        waits: list[asyncio.Future[object]] = []
+        for running in self._running.values():
+            if running.engine is not None:
+                running.engine.draining = True
+                waits.append(asyncio.ensure_future(_quiet_or_done(running)))
+            else:
+                waits.append(asyncio.ensure_future(running.done.wait()))
+        if waits:
+            _done, pending = await asyncio.wait(waits, timeout=self.shutdown_grace)
+            for waiter in pending:
+                waiter.cancel()
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def _on_reconnect(self) -> None:
+        # Notifications may have been missed while disconnected: look again at everything.
+        self._next_wake_known = False
+        self._wake.set()
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        if channel == TASKS_CHANNEL:
+            if payload in self.queues:
+                self._wake.set()
+        elif channel == TIMERS_CHANNEL:
+            if payload in self.queues:
+                # A task was suspended: its timer may be earlier than the one we sleep to.
+                self._next_wake_known = False
+                self._wake.set()
+        elif channel == CANCEL_CHANNEL:
+            with contextlib.suppress(ValueError):
+                running = self._running.get(int(payload))
+                if running is not None:
+                    log.info("cancellation requested", task_id=running.claimed.id)
+                    running.cancel()
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        assert self._store is not None
+        runner = Runner(
+            self._store,
+            self.loader,
+            suspend_after=self.suspend_after,
+            lease_guard=self._ensure_lease,
+        )
+        backoff = 0.1
+        claim_in_doubt = False
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            claimed_all = False
+            try:
+                if claim_in_doubt:
+                    # The last claim failed on a broken connection: it may have committed.
+                    released = await self._store.release_unknown(self.id, list(self._running))
+                    if released:
+                        log.info(
+                            "released tasks of a claim whose reply was lost", released=released
+                        )
+                    claim_in_doubt = False
+                if free > 0:
+                    # Cleared before claiming: a notification that lands during the claim sets
+                    # it again, and the next turn claims what it announced.
+                    self._wake.clear()
+                    batch = await self._store.claim(
+                        self.id, self.queues, free, timer_lead=TIMER_LEAD
+                    )
+                    for claimed in batch:
+                        self._start_task(runner, Running(claimed))
+                    claimed_all = len(batch) == free
+                    if claimed_all:
+                        continue  # there may be more
+                    if not self._next_wake_known or self._timer_due():
+                        self._next_wake = await self._store.next_wake(self.queues)
+                        self._next_wake_known = True
+                        if self._timer_due():
+                            continue
+            except DatabaseUnavailable as error:
+                claim_in_doubt = True
+                OUTAGE.failed("claim", error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            OUTAGE.recovered()
+            backoff = 0.1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_time())
+
+    def _timer_due(self) -> bool:
+        return self._next_wake is not None and self._seconds_to_next_wake() <= TIMER_LEAD
+
+    def _seconds_to_next_wake(self) -> float:
+        assert self._next_wake is not None
+        return (self._next_wake - datetime.now(UTC)).total_seconds()
+
+    def _sleep_time(self) -> float:
+        """Until the next timer is due (less the lead), or the polling fallback."""
+        if self._next_wake is None:
+            return self.poll_interval
+        return max(0.0, min(self.poll_interval, self._seconds_to_next_wake() - TIMER_LEAD))
+
+    def _start_task(self, runner: Runner, running: Running) -> None:
+        task_id = running.claimed.id
+        self._running[task_id] = running
+        task = asyncio.create_task(runner.run(running), name=f"durable-task-{task_id}")
+        self._runner_tasks.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._runner_tasks.discard(done)
+            self._running.pop(task_id, None)
+            self._wake.set()  # a slot is free
+            if not done.cancelled() and done.exception() is not None:
+                log.error("runner crashed", task_id=task_id, error=repr(done.exception()))
+
+        task.add_done_callback(finished)
+
+    # -- heartbeat ---------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        assert self._store is not None
+        while True:
+            sent_at = time.monotonic()
+            try:
+                alive = await self._store.heartbeat(self.id)
+                if not alive:
+                    self._lost_registration()
+                    await self._store.register_worker(
+                        self.id,
+                        socket.gethostname(),
+                        os.getpid(),
+                        self.queues,
+                        self.concurrency,
+                        self.lease_timeout,
+                        self._local_identity,
+                    )
+                self._heartbeat_ok_at = sent_at
+                exited = await self._exited_local_workers()
+                reclaimed = await self._store.reclaim(self.lease_timeout, self.max_attempts, exited)
+                if reclaimed.dead_workers or reclaimed.resumed or reclaimed.abandoned:
+                    log.warning(
+                        "took over the tasks of dead workers",
+                        dead_workers=reclaimed.dead_workers,
+                        resumed=reclaimed.resumed,
+                        abandoned=reclaimed.abandoned,
+                    )
+                next_expiry_in = reclaimed.next_expiry_in
+            except DatabaseUnavailable as error:
+                OUTAGE.failed("heartbeat", error)
+                next_expiry_in = None
+            else:
+                OUTAGE.recovered()
+            self._heartbeat_rounds += 1
+            log.debug("heartbeat round", round=self._heartbeat_rounds)
+            round_done, self._heartbeat_round = self._heartbeat_round, asyncio.Event()
+            round_done.set()
+            self._heartbeat_poke.clear()
+            # The next round at the next heartbeat, or as soon as a silent worker's lease runs
+            # out if that is sooner: its tasks are taken over at lease_timeout, not up to a
+            # heartbeat interval after it.
+            wait = self.heartbeat_interval
+            if next_expiry_in is not None:
+                wait = min(wait, max(next_expiry_in + EXPIRY_MARGIN, EXPIRY_MARGIN))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._heartbeat_poke.wait(), wait)
+
+    async def _exited_local_workers(self) -> list[str]:
+        """Workers of this machine and pid namespace whose process is gone (liveness.py):
+        their tasks are taken over now rather than when their lease runs out."""
+        assert self._store is not None
+        if self._local_identity is None:
+            return []
+        others = await self._store.local_workers(self._local_identity, self.id)
+        return [worker_id for worker_id, pid in others if liveness.has_exited(pid)]
+
+    def _lease_fresh(self) -> bool:
+        # Others take our tasks once our heartbeat is lease_timeout old (by their clock);
+        # half of it leaves room for clock rates and a slow round trip.
+        return time.monotonic() - self._heartbeat_ok_at < self.lease_timeout / 2
+
+    async def _ensure_lease(self) -> None:
+        """Return once a recent heartbeat proves this worker still holds its tasks.
+
+        Checked before a step's code runs: a worker that was frozen (SIGSTOP, a VM pause)
+        past its lease must not run a step that the worker which took over may have run.
+        If the next heartbeat finds we were declared dead, our runs are dropped instead.
+        """
+        while not self._lease_fresh():
+            round_done = self._heartbeat_round
+            self._heartbeat_poke.set()
+            await round_done.wait()
+
+    def _lost_registration(self) -> None:
+        # Our row is gone: another worker declared us dead (a long pause, a frozen VM) and
+        # handed our tasks to others. Fencing already refuses our writes; stop running them.
+        log.warning("this worker was declared dead; dropping its tasks", running=len(self._running))
+        for running in list(self._running.values()):
+            running.release()
+
+
+async def _quiet_or_done(running: Running) -> None:
+    """Until the run has no effect in flight (it will be handed over) or has ended."""
+    assert running.engine is not None
+    engine = running.engine
+    while not running.done.is_set():
+        if engine.active == 0:
+            # Let a write that follows a finished step start before calling the run quiet.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if engine.active == 0:
+                return
+        quiet = asyncio.ensure_future(engine.quiet.wait())
+        done = asyncio.ensure_future(running.done.wait())
+        await asyncio.wait([quiet, done], return_when=asyncio.FIRST_COMPLETED)
+        quiet.cancel()
+        done.cancel()
