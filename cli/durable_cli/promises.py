@@ -1,0 +1,134 @@
+"""Durable promises and notifications from the shell: ``promise resolve|reject|peek|await``
+and ``notify``.
+
+The `durable.Client` methods these call (SPEC 4: ``resolve``, ``reject``, ``peek``,
+``wait_promise``, ``notify``) are typed by `PromiseClient`; a library without them gets a
+one-line error, not a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Protocol, cast
+
+import click
+
+import durable
+from durable_cli import output
+from durable_cli.exit_codes import CommandFailed, ExitCode
+from durable_cli.options import JsonValue, database_url_option, task_id_argument
+from durable_cli.session import connect, run
+
+
+class PromiseClient(Protocol):
+    """The promise and notification half of `durable.Client` (SPEC 4)."""
+
+    async def resolve(self, promise_id: str, value: Any) -> Any: ...
+    async def reject(self, promise_id: str, message: str) -> Any: ...
+    async def peek(self, promise_id: str) -> durable.PromiseState: ...
+    async def wait_promise(self, promise_id: str, timeout: float | None = None) -> Any: ...
+    async def notify(self, task_id: int, event: str, data: Any = None) -> Any: ...
+
+
+def _promises(client: durable.Client, method: str) -> PromiseClient:
+    if not hasattr(client, method):
+        raise CommandFailed(f"this version of durable has no Client.{method}()")
+    return cast(PromiseClient, client)
+
+
+@click.group()
+@database_url_option
+def promise() -> None:
+    """Durable promises: resolve, reject, peek, await."""
+
+
+@promise.command()
+@click.argument("promise_id", metavar="ID")
+@click.argument("value", metavar="JSON", type=JsonValue())
+@database_url_option
+@click.pass_context
+def resolve(ctx: click.Context, promise_id: str, value: Any) -> int:
+    """Resolve promise ID with a JSON value; print the value that won (as JSON)."""
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            won = await _promises(client, "resolve").resolve(promise_id, value)
+        output.echo_line(output.compact(won))
+        return ExitCode.OK
+
+    return run(go())
+
+
+@promise.command()
+@click.argument("promise_id", metavar="ID")
+@click.argument("message")
+@database_url_option
+@click.pass_context
+def reject(ctx: click.Context, promise_id: str, message: str) -> int:
+    """Reject promise ID with MESSAGE."""
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            await _promises(client, "reject").reject(promise_id, message)
+        return ExitCode.OK
+
+    return run(go())
+
+
+@promise.command()
+@click.argument("promise_id", metavar="ID")
+@database_url_option
+@click.pass_context
+def peek(ctx: click.Context, promise_id: str) -> int:
+    """Print promise ID's state (pending, resolved or rejected) as JSON, without waiting."""
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            state = await _promises(client, "peek").peek(promise_id)
+        output.echo_json(asdict(state))
+        return ExitCode.OK
+
+    return run(go())
+
+
+@promise.command(name="await")
+@click.argument("promise_id", metavar="ID")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Give up after S seconds (exit 124).")
+@database_url_option
+@click.pass_context
+def await_(ctx: click.Context, promise_id: str, timeout: float | None) -> int:
+    """Wait for promise ID; print its value as JSON. Exits 1 if it was rejected."""
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            try:
+                value = await _promises(client, "wait_promise").wait_promise(promise_id, timeout)
+            except durable.PromiseRejected as rejected:
+                raise CommandFailed(f"promise {promise_id!r} was rejected: {rejected}") from None
+        output.echo_line(output.compact(value))
+        return ExitCode.OK
+
+    return run(go())
+
+
+@click.command()
+@task_id_argument
+@click.argument("event")
+@click.argument("data", metavar="[JSON]", type=JsonValue(), required=False)
+@database_url_option
+@click.pass_context
+def notify(ctx: click.Context, task_id: int, event: str, data: Any) -> int:
+    """Send notification EVENT (with optional JSON data) to task ID.
+
+    Exits 1 if the task is finished, 2 if there is no such task.
+    """
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            await _promises(client, "notify").notify(task_id, event, data)
+        return ExitCode.OK
+
+    return run(go())
+
+
+COMMANDS = (promise, notify)

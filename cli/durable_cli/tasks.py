@@ -1,0 +1,263 @@
+"""Task commands: launch, tail, logs, cancel, retry, show, list, events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+import durable
+from durable_cli import output
+from durable_cli.exit_codes import CommandFailed, ExitCode, for_state
+from durable_cli.options import (
+    JsonObject,
+    JsonValue,
+    WorkflowReference,
+    database_url_option,
+    json_option,
+    task_id_argument,
+)
+from durable_cli.session import connect, run
+
+RETRYABLE = (durable.TaskState.FAILED, durable.TaskState.CANCELLED)
+
+
+@click.command()
+@click.option(
+    "--tail",
+    is_flag=True,
+    help="Print the id on stderr, stream the task's log on stdout, exit by its final state.",
+)
+@click.option(
+    "--arg",
+    "args",
+    multiple=True,
+    type=JsonValue(),
+    metavar="JSON",
+    help="One positional argument, as JSON (repeatable, in order).",
+)
+@click.option(
+    "--kwargs", type=JsonObject(), metavar="JSON", help="Keyword arguments, as a JSON object."
+)
+@click.option("--key", help="Idempotency key: an existing task with this key is returned.")
+@click.option("--queue", help="Queue to run on [default: the workflow's, else 'default'].")
+@click.argument("name")
+@click.argument("workflow", type=WorkflowReference())
+@database_url_option
+@click.pass_context
+def launch(
+    ctx: click.Context,
+    tail: bool,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    key: str | None,
+    queue: str | None,
+    name: str,
+    workflow: str,
+) -> int:
+    """Create a task NAME running WORKFLOW (module:function); print its id.
+
+    Exit codes with --tail: 0 complete, 1 failed, 3 cancelled.
+    """
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            try:
+                handle = await client.launch(
+                    workflow, name=name, args=list(args), kwargs=kwargs, key=key, queue=queue
+                )
+            except ValueError as error:  # the reference's shape, should the checks differ
+                raise click.BadParameter(str(error), param_hint="WORKFLOW") from None
+            if not tail:
+                output.echo_line(str(handle.id))
+                return ExitCode.OK
+            output.note(str(handle.id))
+            return await _follow(client, handle.id)
+
+    return run(go())
+
+
+@click.command()
+@task_id_argument
+@database_url_option
+@click.pass_context
+def tail(ctx: click.Context, task_id: int) -> int:
+    """Stream task ID's log from the start until the task is final.
+
+    Exit codes: 0 complete, 1 failed (the error goes to stderr), 3 cancelled.
+    """
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            return await _follow(client, task_id)
+
+    return run(go())
+
+
+@click.command()
+@task_id_argument
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming until the task is final.")
+@database_url_option
+@click.pass_context
+def logs(ctx: click.Context, task_id: int, follow: bool) -> int:
+    """Print task ID's log; with --follow, the same as `durable tail ID`."""
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            if follow:
+                return await _follow(client, task_id)
+            async for line in client.tail(task_id, follow=False):
+                output.echo_line(line)
+            return ExitCode.OK
+
+    return run(go())
+
+
+async def _follow(client: durable.Client, task_id: int) -> int:
+    """Stream the log until the task is final; exit code by its final state."""
+    async for line in client.tail(task_id):
+        output.echo_line(line)
+    task = await client.get(task_id)
+    if task.state == durable.TaskState.FAILED:
+        output.echo_task_error(task)
+    elif task.state == durable.TaskState.CANCELLED:
+        output.note(f"task {task_id} was cancelled")
+    return for_state(task.state)
+
+
+@click.command()
+@task_id_argument
+@database_url_option
+@click.pass_context
+def cancel(ctx: click.Context, task_id: int) -> int:
+    """Request cancellation of task ID; print the resulting state.
+
+    A pending or suspended task is cancelled at once (`cancelled`); a running one is told and
+    stops at its current await (`running` until then). A final task is left as it is.
+    """
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            before = (await client.get(task_id)).state
+            if before.is_final:
+                output.echo_line(before.value)
+                output.note(f"task {task_id} is already {before.value}; nothing to cancel")
+                return ExitCode.OK
+            after = await client.cancel(task_id)
+            output.echo_line(after.value)
+            return ExitCode.OK
+
+    return run(go())
+
+
+@click.command()
+@task_id_argument
+@database_url_option
+@click.pass_context
+def retry(ctx: click.Context, task_id: int) -> int:
+    """Put failed or cancelled task ID back to pending, keeping its events; print the state.
+
+    Exits 1 if the task is neither failed nor cancelled.
+    """
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            before = (await client.get(task_id)).state
+            if before not in RETRYABLE:
+                raise CommandFailed(
+                    f"task {task_id} is {before.value}: only failed or cancelled tasks can be "
+                    "retried"
+                )
+            after = await client.retry(task_id)
+            output.echo_line(after.value)
+            if after != durable.TaskState.PENDING:
+                raise CommandFailed(f"task {task_id} was not retried: it is {after.value}")
+            return ExitCode.OK
+
+    return run(go())
+
+
+@click.command()
+@task_id_argument
+@json_option
+@database_url_option
+@click.pass_context
+def show(ctx: click.Context, task_id: int, as_json: bool) -> int:
+    """Show task ID (fields, result or error with traceback) and its event log."""
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            task = await client.get(task_id)
+            events = await client.events(task_id)
+        if as_json:
+            output.echo_json(task.to_json() | {"events": [e.to_json() for e in events]})
+            return ExitCode.OK
+        click.echo(output.task_details(task))
+        click.echo()
+        click.echo(
+            output.table((*output.EVENT_COLUMNS, "at"), output.event_rows(events, with_time=True))
+        )
+        return ExitCode.OK
+
+    return run(go())
+
+
+@click.command()
+@task_id_argument
+@json_option
+@database_url_option
+@click.pass_context
+def events(ctx: click.Context, task_id: int, as_json: bool) -> int:
+    """Print task ID's event log alone, in seq order."""
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            recorded = await client.events(task_id)
+        if as_json:
+            output.echo_json([e.to_json() for e in recorded])
+        else:
+            click.echo(
+                output.table(output.EVENT_COLUMNS, output.event_rows(recorded, with_time=False))
+            )
+        return ExitCode.OK
+
+    return run(go())
+
+
+@click.command(name="list")
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in durable.TaskState], case_sensitive=False),
+    help="Only tasks in this state.",
+)
+@click.option("--workflow", metavar="MODULE:FUNCTION", help="Only tasks of this workflow.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="At most this many tasks.",
+)
+@json_option
+@database_url_option
+@click.pass_context
+def list_tasks(
+    ctx: click.Context, state: str | None, workflow: str | None, limit: int, as_json: bool
+) -> int:
+    """List tasks, newest first."""
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            tasks = await client.list_tasks(
+                state=state.lower() if state else None, workflow=workflow, limit=limit
+            )
+        if as_json:
+            output.echo_json([t.to_json() for t in tasks])
+        else:
+            click.echo(output.table(output.TASK_COLUMNS, output.task_rows(tasks)))
+        return ExitCode.OK
+
+    return run(go())
+
+
+COMMANDS = (launch, tail, logs, cancel, retry, show, list_tasks, events)

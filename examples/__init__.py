@@ -1,0 +1,1 @@
+"""Example workflows; run a worker from the repository root to use them."""
