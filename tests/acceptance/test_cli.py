@@ -1,0 +1,131 @@
+"""The real CLI against real workers: hello world, exit codes, and bad input (SPEC 6, 7.7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import durable
+from tests.helpers.processes import WorkerProcess, run_cli
+
+
+async def test_hello_world(db_url: str, workers: Callable[..., WorkerProcess]) -> None:
+    await workers().start()
+    result = await run_cli(db_url, "launch", "--tail", "my first task", "examples.hello_world:main")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, my first task!\n"
+    task_id = int(result.stderr.strip().splitlines()[0])
+    show = await run_cli(db_url, "show", str(task_id), "--json")
+    assert show.code == 0
+
+
+async def test_launch_prints_only_the_id_and_tail_follows(
+    db_url: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    launched = await run_cli(db_url, "launch", "greeting", "examples.hello_world:main")
+    assert launched.code == 0, launched.stderr
+    task_id = launched.stdout.strip()
+    assert task_id.isdigit() and launched.stdout == f"{task_id}\n"
+    await workers().start()
+    tailed = await run_cli(db_url, "tail", task_id)
+    assert (tailed.code, tailed.stdout) == (0, "Hello, greeting!\n")
+
+
+async def test_a_failing_task_exits_1_with_its_error(
+    db_url: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    await workers().start()
+    result = await run_cli(db_url, "launch", "--tail", "doomed", "tests.acceptance.workflows:fails")
+    assert result.code == 1
+    assert result.stdout == "about to fail\n"
+    assert "ValueError" in result.stderr and "this workflow always fails" in result.stderr
+    assert "Traceback" in result.stderr  # the stored traceback of the workflow, by design
+
+
+async def test_arguments_travel_as_json(db_url: str, workers: Callable[..., WorkerProcess]) -> None:
+    await workers().start()
+    launched = await run_cli(
+        db_url, "launch", "--arg", "1", "--arg", '{"a": [true, null]}', "--kwargs", '{"k": "v"}',
+        "echo", "tests.acceptance.workflows:returns_args",
+    )  # fmt: skip
+    assert launched.code == 0, launched.stderr
+    async with durable.Client(db_url) as client:
+        result = await client.result(int(launched.stdout), timeout=30)
+    assert result == {"args": [1, {"a": [True, None]}], "kwargs": {"k": "v"}}
+
+
+async def test_an_idempotency_key_launches_once(db_url: str) -> None:
+    first = await run_cli(db_url, "launch", "--key", "order-7", "a", "examples.hello_world:main")
+    second = await run_cli(db_url, "launch", "--key", "order-7", "b", "examples.hello_world:main")
+    assert first.code == second.code == 0
+    assert first.stdout == second.stdout
+
+
+async def test_os_system_is_never_run(
+    db_url: str, workers: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    await workers().start()
+    result = await run_cli(
+        db_url, "launch", "--tail", "--arg", f'"touch {marker}"', "evil", "os:system"
+    )
+    assert result.code == 1
+    assert "not a @durable.workflow" in result.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["launch", "--arg", "{bad", "x", "examples.hello_world:main"], "--arg"),
+        (["launch", "--kwargs", "[1]", "x", "examples.hello_world:main"], "--kwargs"),
+        (["launch", "x", "no-colon-here"], "module:"),
+        (["show", "999999"], "999999"),
+        (["tail", "999999"], "999999"),
+        (["cancel", "999999"], "999999"),
+        (["events", "999999"], "999999"),
+        (["list", "--state", "sleeping"], "sleeping"),
+    ],
+)
+async def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    db_url: str, args: list[str], needle: str
+) -> None:
+    result = await run_cli(db_url, *args)
+    assert result.code == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    async with durable.Client(db_url) as client:
+        assert await client.list_tasks() == []
+
+
+async def test_values_that_are_not_json_are_refused_at_launch(db_url: str) -> None:
+    async with durable.Client(db_url) as client:
+        with pytest.raises(durable.SerializationError, match="set"):
+            await client.launch("examples.hello_world:main", args=[{1, 2}])
+        assert await client.list_tasks() == []
+
+
+async def test_unreachable_database_exits_2_with_the_password_masked() -> None:
+    url = "postgresql://someone:s3cret-pw@127.0.0.1:1/nowhere"
+    for args in (["list"], ["launch", "x", "examples.hello_world:main"], ["show", "1"]):
+        result = await run_cli(None, "--database-url", url, *args)
+        assert result.code == 2, result
+        assert "s3cret-pw" not in result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_an_old_schema_asks_for_migrate(empty_db_url: str) -> None:
+    result = await run_cli(empty_db_url, "list")
+    assert result.code == 2
+    assert "durable migrate" in result.stderr
+    worker = WorkerProcess(empty_db_url)
+    with pytest.raises(AssertionError, match="durable migrate"):
+        await worker.start()
+    assert await worker.wait() == 2
+    migrated = await run_cli(empty_db_url, "migrate")
+    assert migrated.code == 0
+    assert (await run_cli(empty_db_url, "migrate", "--check")).code == 0

