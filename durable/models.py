@@ -71,7 +71,9 @@ class TaskInfo:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    worker_id: str | None = None
+    worker_id: str | None = None  # the worker holding it while `running`
+    detached: bool = False  # launched with ``ctx.start(..., detached=True)``
+    updated_at: datetime | None = None  # its last change of state
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 strings)."""
@@ -92,6 +94,8 @@ class TaskInfo:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "worker_id": self.worker_id,
+            "detached": self.detached,
+            "updated_at": _iso(self.updated_at),
         }
 
 

@@ -522,7 +522,7 @@ FOR NO KEY UPDATE
 TASK_COLUMNS = """
 id, name, workflow, state, queue, key, parent_id, args::text AS args, kwargs::text AS kwargs,
 result::text AS result, error::text AS error, attempts, created_at, started_at, finished_at,
-worker_id
+updated_at, worker_id, detached
 """
 
 GET_TASK = f"SELECT {TASK_COLUMNS} FROM durable.tasks WHERE id = $1"

@@ -852,4 +852,6 @@ def _task_info(row: Any) -> TaskInfo:
         started_at=started,
         finished_at=row["finished_at"],
         worker_id=row["worker_id"],
+        detached=row["detached"],
+        updated_at=row["updated_at"],
     )

@@ -30,10 +30,13 @@ async def test_cancelling_a_suspended_parent_runs_its_cleanup_and_cancels_its_ch
             (t for t in await client.list_tasks() if t.parent_id == parent.id), key=lambda t: t.id
         )
         assert len(children) == 3
+        assert [child.detached for child in children] == [False, False, True]
         for child in children[:2]:  # cancelled with their parent
             await wait_for_state(client, child.id, "cancelled", timeout=30)
         # The detached child outlives its parent.
-        assert (await client.get(children[2].id)).state in ("suspended", "pending", "running")
+        detached = await client.get(children[2].id)
+        assert detached.state in ("suspended", "pending", "running")
+        assert detached.detached and detached.to_json()["detached"] is True
         again = await run_cli(db_url, "cancel", str(parent.id))
         assert again.code == 0 and again.stdout.strip() == "cancelled"
         assert "already" in again.stderr
