@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,41 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InvalidPasswordError,
     TimeoutError,
 )
+
+
+# How a connection notices a peer that vanished without a word (a NAT or firewall that dropped
+# its flow, a server host that lost power): no FIN or RST ever arrives, so without these a
+# statement waits for its reply forever, and a write retransmits for ~15 minutes. Keepalive
+# probes after KEEPALIVE_IDLE s of silence, every KEEPALIVE_INTERVAL s, KEEPALIVE_PROBES times,
+# then the connection fails (and the worker reconnects); they also keep idle flows alive in
+# NAT tables. TCP_USER_TIMEOUT fails a connection whose sent data stays unacknowledged that
+# long. A busy server still acknowledges and answers probes, so long statements are unaffected.
+KEEPALIVE_IDLE = 10
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_PROBES = 3
+USER_TIMEOUT_MS = 30_000
+
+
+def detect_dead_peers(connection: asyncpg.Connection) -> None:
+    """Turn on TCP keepalive and a user timeout on ``connection``'s socket (TCP only)."""
+    transport = getattr(connection, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a unix socket has no network in between
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+        ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS),
+    ):
+        if hasattr(socket, option):  # Linux has them all; other systems some
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+async def _on_new_connection(connection: asyncpg.Connection) -> None:
+    """Pool ``init``: runs once for each connection the pool opens."""
+    detect_dead_peers(connection)
 
 
 async def _keep_session(_connection: asyncpg.Connection) -> None:
@@ -58,6 +94,7 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
             command_timeout=None,
             server_settings={"application_name": "durable"},
             reset=_keep_session,
+            init=_on_new_connection,
         )
     except CONNECTION_ERRORS as error:
         raise unavailable(url, error) from error
@@ -68,11 +105,13 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
 async def connect(url: str) -> asyncpg.Connection:
     """One plain connection (used by LISTEN), errors translated like create_pool."""
     try:
-        return await asyncpg.connect(
+        connection = await asyncpg.connect(
             url, timeout=10, server_settings={"application_name": "durable-listen"}
         )
     except CONNECTION_ERRORS as error:
         raise unavailable(url, error) from error
+    detect_dead_peers(connection)
+    return connection
 
 
 @contextlib.asynccontextmanager
