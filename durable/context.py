@@ -55,31 +55,38 @@ class ChildTask(TaskHandle):
 
 
 class TaskLogger:
-    """``ctx.log``: lines written to the task's log (once, never again on replay)."""
+    """``ctx.log``: lines written to the task's log (once, never again on replay).
+
+    Called like the standard library's loggers: ``ctx.log.info("charged %s", order_id)``,
+    plus optional ``key=value`` fields appended to the line. An info line is the message
+    itself, as ``print`` would write it; the other levels start with their name
+    (``WARNING: ...``).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def _write(self, level: str, message: str, fields: dict[str, Any]) -> None:
+    def _write(self, prefix: str, message: object, args: tuple[Any, ...], fields: Any) -> None:
+        text = str(message) % args if args else str(message)
         extra = "".join(f" {key}={value!r}" for key, value in fields.items())
-        for line in f"{level}: {message}{extra}".split("\n"):
+        for line in f"{prefix}{text}{extra}".split("\n"):
             self._engine.log_line(line)
 
-    def debug(self, message: str, **fields: Any) -> None:
-        """Log at debug level."""
-        self._write("DEBUG", message, fields)
+    def debug(self, message: object, *args: Any, **fields: Any) -> None:
+        """Log at debug level (``DEBUG: message``)."""
+        self._write("DEBUG: ", message, args, fields)
 
-    def info(self, message: str, **fields: Any) -> None:
-        """Log at info level."""
-        self._write("INFO", message, fields)
+    def info(self, message: object, *args: Any, **fields: Any) -> None:
+        """Log at info level: the line is the message itself."""
+        self._write("", message, args, fields)
 
-    def warning(self, message: str, **fields: Any) -> None:
-        """Log at warning level."""
-        self._write("WARNING", message, fields)
+    def warning(self, message: object, *args: Any, **fields: Any) -> None:
+        """Log at warning level (``WARNING: message``)."""
+        self._write("WARNING: ", message, args, fields)
 
-    def error(self, message: str, **fields: Any) -> None:
-        """Log at error level."""
-        self._write("ERROR", message, fields)
+    def error(self, message: object, *args: Any, **fields: Any) -> None:
+        """Log at error level (``ERROR: message``)."""
+        self._write("ERROR: ", message, args, fields)
 
 
 class Context:

@@ -8,8 +8,9 @@ The hierarchy::
       TaskCancelled               client.result(): the task ended cancelled
       TaskNotFound                no task has this id
       TaskFinished                the task is final (e.g. a notification sent to it)
-      Timeout                     a wait ran out (promise, result)
+      Timeout                     a wait ran out (promise, result); also a TimeoutError
       StepFailed                  inside a workflow: a step exhausted its retries
+        StepResultNotSerializable a step's result is not JSON (also a SerializationError)
       NonDeterminismError         replay met another kind/label at a seq
       PromiseRejected             a durable promise was rejected
       ContinueAsNew               raised by a workflow to restart under the same task id
@@ -19,7 +20,7 @@ The hierarchy::
     asyncio.CancelledError
       Cancelled                   cancellation delivered at the workflow's current await
 
-Each error's docstring is its default message.
+The first paragraph of each error's docstring is its default message.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class DurableError(Exception):
     """A durable error."""
 
     def __init__(self, message: str | None = None) -> None:
-        self.message = message if message is not None else (self.__doc__ or "").strip()
+        default = (self.__doc__ or "").strip().split("\n\n")[0]  # the docstring's summary
+        self.message = message if message is not None else default
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -78,19 +80,44 @@ class TaskFinished(DurableError):
     """The task is finished."""
 
 
-class Timeout(DurableError):
-    """The wait ran out."""
+class Timeout(DurableError, TimeoutError):
+    """The wait ran out.
+
+    Also a built-in `TimeoutError`, so code that handles timeouts generically catches it.
+    """
 
 
 class StepFailed(DurableError):
-    """A step failed after its retries were exhausted."""
+    """A step failed after its retries were exhausted.
+
+    ``error_type`` is the name of the exception the step's code raised and ``message`` its
+    message (``error_message`` is the same); ``str()`` of it names the step too.
+    """
 
     def __init__(self, error_type: str, message: str, *, step: str | None = None) -> None:
-        where = f"step {step!r} failed: " if step else ""
-        super().__init__(f"{where}{error_type}: {message}")
+        super().__init__(message)
         self.error_type = error_type
         self.error_message = message
         self.step = step
+
+    def __str__(self) -> str:
+        where = f"step {self.step!r} failed: " if self.step else ""
+        return f"{where}{self.error_type}: {self.message}"
+
+
+class StepResultNotSerializable(StepFailed, SerializationError):
+    """A step's (or transaction's) result is not JSON-serialisable.
+
+    The step fails and is not retried (SPEC 3). It is both a `StepFailed` (the step failed;
+    ``error_type`` is ``"SerializationError"``) and a `SerializationError` (naming the value's
+    type and the step), so either ``except`` clause catches it, on the first run and on replay.
+    A task that lets it escape ends failed with error type ``SerializationError``.
+    """
+
+    public_name = "SerializationError"
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        super().__init__("SerializationError", message, step=step)
 
 
 class NonDeterminismError(DurableError):

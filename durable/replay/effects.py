@@ -18,6 +18,7 @@ from durable.errors import (
     PromiseRejected,
     SerializationError,
     StepFailed,
+    StepResultNotSerializable,
     TaskCancelled,
     TaskFailed,
     Timeout,
@@ -79,9 +80,9 @@ async def run_step(
             with engine.activity():
                 value = await _cancellable(engine, _call(fn, args, kwargs, timeout))
             text, value = serialization.encode(value, f"step {label!r} result")
-        except SerializationError as error:
+        except SerializationError as error:  # not retried: the same code returns the same
             await engine.record(seq, STEP, label, _error_payload(error, attempt))
-            raise
+            raise StepResultNotSerializable(str(error), step=label) from error
         except Exception as error:
             if policy.retries(error, attempt):
                 next_at = engine.clock() + timedelta(seconds=policy.interval(attempt))
@@ -128,7 +129,7 @@ async def run_transaction(
             )
     except SerializationError as error:
         await engine.record(seq, TRANSACTION, label, _error_payload(error, 1))
-        raise
+        raise StepResultNotSerializable(str(error), step=label) from error
     except Exception as error:
         # Rolled back: nothing of fn's happened. The failure is recorded so that replay takes
         # the same branch.
@@ -148,7 +149,7 @@ def _error_payload(error: BaseException, attempt: int) -> dict[str, Any]:
 
 def _recorded_error(payload: dict[str, Any], label: str) -> Exception:
     if payload["error_type"] == "SerializationError":
-        return SerializationError(payload["message"])
+        return StepResultNotSerializable(payload["message"], step=label)
     return StepFailed(payload["error_type"], payload["message"], step=label)
 
 

@@ -355,8 +355,13 @@ def _failed(error: BaseException, *, with_traceback: bool = True) -> Outcome:
     text = "".join(traceback.format_exception(_from_workflow(error))) if with_traceback else None
     return Outcome(
         TaskState.FAILED,
-        error={"type": type(error).__name__, "message": str(error), "traceback": text},
+        error={"type": _type_name(error), "message": str(error), "traceback": text},
     )
+
+
+def _type_name(error: BaseException) -> str:
+    """The error type a user sees (a durable error may stand for a public one it derives from)."""
+    return str(getattr(type(error), "public_name", type(error).__name__))
 
 
 def _from_workflow(error: BaseException) -> BaseException:

@@ -106,13 +106,29 @@ async def test_step_failure_is_recorded_and_raised_again_on_replay() -> None:
         try:
             await ctx.step(boom)
         except durable.StepFailed as failure:
-            return f"{failure.error_type}: {failure.error_message}"
+            assert failure.error_message == failure.message  # the older name of the same
+            return f"{failure.error_type}: {failure.message}"
         return "no failure"
 
     journal = ListJournal()
     assert await run(workflow, journal) == "ValueError: card declined"
     assert await run(workflow, journal) == "ValueError: card declined"
     assert calls == [1]
+
+
+async def test_step_failed_carries_the_step_errors_type_and_message() -> None:
+    def boom() -> None:
+        raise ValueError("card declined")
+
+    async def workflow(ctx: durable.Context) -> None:
+        await ctx.step(boom, name="charge")
+
+    journal = ListJournal()
+    for _ in range(2):  # the first run, then replay
+        with pytest.raises(durable.StepFailed) as caught:
+            await run(workflow, journal)
+        assert (caught.value.error_type, caught.value.message) == ("ValueError", "card declined")
+        assert str(caught.value) == "step 'charge' failed: ValueError: card declined"
 
 
 async def test_retries_are_recorded_and_survive_a_restart() -> None:
@@ -191,9 +207,33 @@ async def test_a_result_that_is_not_json_fails_the_step_without_retry() -> None:
         await run(workflow, journal)
     assert "set" in str(caught.value) and "make_set" in str(caught.value)
     assert attempts == [1]
-    with pytest.raises(durable.SerializationError):
+    # "the step fails": it is a StepFailed too, on replay as on the first run
+    with pytest.raises(durable.StepFailed) as failed:
         await run(workflow, journal)
+    assert isinstance(failed.value, durable.SerializationError)
+    assert failed.value.error_type == "SerializationError"
+    assert "set" in failed.value.message and "make_set" in failed.value.message
     assert attempts == [1]
+
+
+async def test_ctx_log_writes_lines_like_a_logger_once() -> None:
+    async def workflow(ctx: durable.Context) -> None:
+        ctx.log.info("charged %s cents", 1999)
+        ctx.log.info("plain")
+        await ctx.step(lambda: None, name="step")
+        ctx.log.warning("slow provider", provider="acme")
+        ctx.log.error("two\nlines")
+
+    journal = ListJournal()
+    await run(workflow, journal)
+    await run(workflow, journal)
+    assert journal.log() == [
+        "charged 1999 cents",
+        "plain",
+        "WARNING: slow provider provider='acme'",
+        "ERROR: two",
+        "lines",
+    ]
 
 
 async def test_now_random_uuid_are_the_same_on_replay() -> None:

@@ -37,6 +37,8 @@ def test_error_tree() -> None:
             assert issubclass(obj, durable.DurableError), name
     assert issubclass(durable.Cancelled, asyncio.CancelledError)
     assert not issubclass(durable.Cancelled, Exception)
+    # A generic `except TimeoutError` (or pytest.raises(TimeoutError)) sees durable's too.
+    assert issubclass(durable.Timeout, TimeoutError)
 
 
 def test_task_state_compares_to_lowercase_strings() -> None:
