@@ -103,6 +103,9 @@ class Runner:
         loader: resolves workflow references.
         suspend_after: a run that only waits on timers further away than this many seconds
             is suspended: no worker holds it and no memory is used until the timer is due.
+        timer_lead: how early the worker claims a suspended task before its timer: a wait
+            whose timeout is closer than this stays in memory (suspended, it would be claimed
+            back at once, over and over until the timeout).
     """
 
     def __init__(
@@ -111,11 +114,13 @@ class Runner:
         loader: Loader,
         *,
         suspend_after: float = 2.0,
+        timer_lead: float = 0.1,
         lease_guard: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.loader = loader
         self.suspend_after = suspend_after
+        self.timer_lead = timer_lead
         self.lease_guard = lease_guard
 
     async def run(self, running: Running) -> None:
@@ -248,11 +253,12 @@ class Runner:
             if engine.deadline is not None and (wake_at is None or engine.deadline < wake_at):
                 wake_at = engine.deadline  # resumed at its timeout, to be cancelled
             condition = engine.waiting_on()
-            # Waits on promises and notifications always suspend (only a wake-up ends them);
-            # timers only when they are far enough away to be worth a claim and a replay.
-            if condition or (
-                wake_at is not None
-                and (wake_at - engine.clock()).total_seconds() > self.suspend_after
+            left = None if wake_at is None else (wake_at - engine.clock()).total_seconds()
+            # Waits on promises and notifications suspend (only a wake-up ends them) unless
+            # their timeout is about to fire; timers only when they are far enough away to be
+            # worth a claim and a replay.
+            if (condition and (left is None or left > self.timer_lead)) or (
+                left is not None and left > self.suspend_after
             ):
                 running.suspend(Suspension(wake_at, condition))
         finally:

@@ -282,6 +282,7 @@ class Worker:
             self._store,
             self.loader,
             suspend_after=self.suspend_after,
+            timer_lead=TIMER_LEAD,
             lease_guard=self._ensure_lease,
         )
         backoff = 0.1

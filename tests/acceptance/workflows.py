@@ -146,9 +146,9 @@ async def reads_mailbox(ctx: durable.Context, count: int) -> list[object]:
 
 
 @durable.workflow
-async def mailbox_timeout(ctx: durable.Context) -> object:
+async def mailbox_timeout(ctx: durable.Context, timeout: float = 0.3) -> object:
     """A notification wait that gives up."""
-    note = await ctx.notification(timeout=0.3)
+    note = await ctx.notification(timeout=timeout)
     return None if note is None else note.event
 
 

@@ -71,3 +71,20 @@ async def test_a_workflow_timeout_cancels_a_suspended_task_at_its_deadline(db_ur
         info = await client.get(task.id)
         assert info.finished_at is not None
         assert (info.finished_at - info.created_at).total_seconds() < 2.0
+
+
+async def test_a_wait_whose_timeout_is_near_is_not_claimed_over_and_over(db_url: str) -> None:
+    """A notification wait suspends, is claimed just before its timeout, and then stays.
+
+    Suspending again once the timeout is closer than the claim lead would make the task
+    claimable at once: a claim-replay-suspend loop until the deadline (seen as 16 claims for
+    one 1.5 s wait).
+    """
+    async with (
+        durable.Worker(db_url, concurrency=4, heartbeat_interval=0.5) as _worker,
+        durable.Client(db_url) as client,
+    ):
+        task = await client.launch("tests.acceptance.workflows:mailbox_timeout", args=[1.0])
+        assert await client.result(task.id, timeout=10) is None
+        # Claimed to run, suspended on the mailbox, claimed again for the timeout: twice.
+        assert (await client.get(task.id)).attempts == 2
