@@ -119,6 +119,13 @@ def worker(
     signal stops claiming, gives running effects --shutdown-grace seconds and hands the rest
     back to other workers; a second signal exits at once.
     """
+    if lease_timeout <= heartbeat_interval:
+        raise click.BadParameter(
+            f"{lease_timeout:g} s must be longer than --heartbeat-interval "
+            f"({heartbeat_interval:g} s): every worker would be declared dead between two of "
+            "its own heartbeats",
+            param_hint="--lease-timeout",
+        )
     _put_cwd_first()
     durable.logs.configure("json" if log_format == "json" else "console", log_level.lower())
     for module in imports:

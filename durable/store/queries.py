@@ -668,8 +668,10 @@ SELECT (SELECT count(*) FROM rel) AS released,
        (SELECT coalesce(array_agg(DISTINCT queue), '{}') FROM rel) AS queues
 """
 
-# Takeover: any live worker runs this every heartbeat. Workers silent for longer than the lease
-# timeout, and those ($3) the caller found exited on its own machine, are deleted, and the
+# Takeover: any live worker runs this every heartbeat. Workers silent for longer than their own
+# lease timeout (the one each registered: a fleet with mixed settings judges each worker by the
+# promise it made, not by the judge's setting), and those ($2) the caller found exited on its
+# own machine, are deleted, and the
 # tasks they held (or held by workers with no row at all) go back to pending; a task lost this
 # way max_attempts times is failed instead, so a poison task that crashes every worker that
 # runs it cannot take the fleet down. Two workers running this at once
@@ -677,16 +679,16 @@ SELECT (SELECT count(*) FROM rel) AS released,
 RECLAIM_TASKS = """
 WITH dead AS (
     DELETE FROM durable.workers
-    WHERE heartbeat_at < now() - make_interval(secs => $1) OR id = ANY($3::text[])
+    WHERE heartbeat_at < now() - make_interval(secs => lease_timeout) OR id = ANY($2::text[])
     RETURNING id
 ), lost AS (
     UPDATE durable.tasks AS t
-    SET state = CASE WHEN t.losses + 1 >= $2 THEN 'failed' ELSE 'pending' END,
+    SET state = CASE WHEN t.losses + 1 >= $1 THEN 'failed' ELSE 'pending' END,
         losses = t.losses + 1,
         worker_id = NULL,
         updated_at = now(),
-        finished_at = CASE WHEN t.losses + 1 >= $2 THEN now() END,
-        error = CASE WHEN t.losses + 1 >= $2 THEN jsonb_build_object(
+        finished_at = CASE WHEN t.losses + 1 >= $1 THEN now() END,
+        error = CASE WHEN t.losses + 1 >= $1 THEN jsonb_build_object(
             'type', 'Abandoned',
             'message', format('abandoned after %s attempts', t.losses + 1),
             'traceback', NULL) END
@@ -710,9 +712,10 @@ SELECT (SELECT count(*) FROM dead) AS dead,
        (SELECT coalesce(array_agg(id), '{}') FROM lost WHERE state = 'failed') AS abandoned_ids,
        -- When the next live worker's lease runs out, if it stays silent: the caller looks
        -- again then, rather than up to a heartbeat interval later.
-       (SELECT extract(epoch FROM min(heartbeat_at) + make_interval(secs => $1) - now())::float8
+       (SELECT extract(epoch FROM min(heartbeat_at + make_interval(secs => lease_timeout))
+                                  - now())::float8
         FROM durable.workers
-        WHERE heartbeat_at >= now() - make_interval(secs => $1)) AS next_expiry_in
+        WHERE heartbeat_at >= now() - make_interval(secs => lease_timeout)) AS next_expiry_in
 """
 
 LIST_WORKERS = """

@@ -771,15 +771,12 @@ class Store:
             self._wake_tasks(queue)
         return int(row["released"])
 
-    async def reclaim(
-        self, lease_timeout: float, max_attempts: int, exited: Sequence[str] = ()
-    ) -> Reclaimed:
-        """Take back the tasks of dead workers: silent past the lease, or ``exited`` (ids of
-        workers known to have exited, whatever their lease says). See `Reclaimed`."""
+    async def reclaim(self, max_attempts: int, exited: Sequence[str] = ()) -> Reclaimed:
+        """Take back the tasks of dead workers: silent past the lease timeout each registered,
+        or ``exited`` (ids of workers known to have exited, whatever their lease says). See
+        `Reclaimed`."""
         try:
-            row = await self._fetchrow(
-                queries.RECLAIM_TASKS, lease_timeout, max_attempts, list(exited)
-            )
+            row = await self._fetchrow(queries.RECLAIM_TASKS, max_attempts, list(exited))
         except asyncpg.exceptions.DeadlockDetectedError:
             return Reclaimed(0, 0, 0, None)  # rolled back; the next heartbeat takes them over
         for queue in row["queues"]:

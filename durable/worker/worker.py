@@ -70,6 +70,12 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if lease_timeout <= heartbeat_interval:
+            # Every worker would be declared dead between two of its own heartbeats.
+            raise ValueError(
+                f"lease_timeout ({lease_timeout} s) must be longer than heartbeat_interval "
+                f"({heartbeat_interval} s); a few intervals is usual"
+            )
         self.database_url = database_url
         self.concurrency = concurrency
         self.queues = list(queues) or ["default"]
@@ -376,7 +382,7 @@ class Worker:
                     )
                 self._heartbeat_ok_at = sent_at
                 exited = await self._exited_local_workers()
-                reclaimed = await self._store.reclaim(self.lease_timeout, self.max_attempts, exited)
+                reclaimed = await self._store.reclaim(self.max_attempts, exited)
                 if reclaimed.dead_workers or reclaimed.resumed or reclaimed.abandoned:
                     log.warning(
                         "took over the tasks of dead workers",
