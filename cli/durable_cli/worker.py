@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
@@ -20,6 +21,8 @@ from durable_cli.session import run
 from durable_cli.signals import on_stop
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+STEP_THREADS = "durable-step"  # the name prefix of the threads synchronous steps run in
+
 _SECONDS = click.FloatRange(min=0, min_open=True)
 
 
@@ -146,7 +149,9 @@ async def serve(database_url: str | None, migrate_first: bool, settings: dict[st
     """Migrate if asked, run the worker, stop it gracefully on the first signal."""
     concurrency = int(settings["concurrency"])
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=max(8, min(concurrency, 256)), thread_name_prefix="step")
+        ThreadPoolExecutor(
+            max_workers=max(8, min(concurrency, 256)), thread_name_prefix=STEP_THREADS
+        )
     )
     stop = asyncio.Event()
     with on_stop(stop.set):
@@ -168,6 +173,7 @@ async def serve(database_url: str | None, migrate_first: bool, settings: dict[st
             await asyncio.shield(worker.stop())
     if worker.error is not None:
         raise CommandFailed(f"the worker stopped after an internal error: {worker.error!r}")
+    _exit_now_if_steps_still_run()
     return 0
 
 
@@ -191,6 +197,24 @@ def main() -> NoReturn:
     """Entry point of the ``durable-worker`` console script."""
     worker.main(prog_name="durable-worker")
     raise SystemExit(0)  # pragma: no cover - main() always exits
+
+
+def _exit_now_if_steps_still_run() -> None:
+    """Exit at once (status 0) if synchronous steps still block their threads.
+
+    The worker has stopped: it released their tasks to other workers and deregistered.
+    Leaving normally would wait for those threads (the event loop's shutdown joins its
+    executor), keeping the process alive for as long as a blocking step takes while its task
+    may already run elsewhere. Abandoning them is what a crash would do, and steps are
+    at-least-once for exactly that case.
+    """
+    if not any(t.name.startswith(STEP_THREADS) and t.is_alive() for t in threading.enumerate()):
+        return
+    log = durable.logs.get_logger("durable.worker")
+    log.warning("exiting without waiting for steps still blocking their threads")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

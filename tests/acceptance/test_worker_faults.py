@@ -60,6 +60,26 @@ async def test_a_second_signal_exits_at_once(
         assert await worker.wait(timeout=5) != 0
 
 
+async def test_a_step_blocking_past_the_grace_does_not_keep_the_process_alive(
+    db_url: str, workers: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    """After the grace the task is handed over; the process exits, not when the step ends.
+
+    The step blocks in its thread (the gate never opens here); waiting for that thread at
+    exit would keep a worker that already gave the task away alive for up to a minute.
+    """
+    worker = await workers("--shutdown-grace", "0.5").start()
+    async with durable.Client(db_url) as client:
+        task = await client.launch(
+            "tests.acceptance.workflows:waits_for_gate", args=[str(tmp_path / "never")]
+        )
+        await follow_until(client, task.id, "waiting")
+        worker.signal(signal.SIGTERM)
+        assert await worker.wait(timeout=10) == 0
+        assert worker.has_log("released tasks to other workers", released=1)
+        assert (await client.get(task.id)).state == "pending"
+
+
 async def test_a_frozen_worker_that_wakes_up_cannot_write_for_its_lost_task(
     db_url: str, workers: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
