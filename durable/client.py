@@ -15,7 +15,7 @@ from durable.models import Event, PromiseState, TaskHandle, TaskInfo, TaskState,
 from durable.store.listen import Listener
 from durable.store.store import Store
 from durable.store.wakeups import PROMISES_CHANNEL, TASK_EVENTS_CHANNEL
-from durable.workflow import Workflow, reference_of
+from durable.workflow import Workflow, declared_queue, reference_of
 
 # Waiters are woken by NOTIFY; this is how often they look anyway, in case a wake-up was lost
 # (its sender died between its commit and the NOTIFY: see durable.store.wakeups).
@@ -104,14 +104,16 @@ class Client:
             kwargs: JSON keyword arguments.
             key: idempotency key; a launch with an existing key returns that task
                 (``created`` is False) instead of creating a second one.
-            queue: the queue (default: the workflow's, else ``"default"``).
+            queue: the queue (default: the one the workflow declares, else ``"default"``; a
+                reference string is not imported to find it, only looked up in modules this
+                process has already imported).
 
         Raises:
             durable.SerializationError: an argument is not JSON; nothing is written.
         """
         reference = reference_of(workflow)
         if queue is None:
-            queue = workflow.options.queue if isinstance(workflow, Workflow) else "default"
+            queue = declared_queue(workflow) or "default"
         args_json = serialization.dumps(list(args), "launch args")
         kwargs_json = serialization.dumps(dict(kwargs or {}), "launch kwargs")
         task_id, task_name, task_workflow, created = await self.store.create_task(

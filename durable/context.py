@@ -13,7 +13,7 @@ from durable.models import Notification, PromiseState, TaskHandle
 from durable.replay import effects
 from durable.replay.engine import Engine
 from durable.retry import RetryPolicy
-from durable.workflow import Workflow, reference_of
+from durable.workflow import Workflow, declared_queue, reference_of
 
 if TYPE_CHECKING:
     from durable.http import DurableHttp
@@ -193,7 +193,7 @@ class Context:
             **kwargs: its JSON keyword arguments.
         """
         reference = reference_of(workflow)
-        queue = workflow.options.queue if isinstance(workflow, Workflow) else "default"
+        queue = declared_queue(workflow) or "default"
         seq = self._engine.next_seq()
         spec = {
             "name": name if name is not None else reference,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -101,6 +102,21 @@ def reference_of(target: Workflow | str) -> str:
             raise ValueError(f"a workflow reference looks like 'module:function', not {target!r}")
         return target
     raise TypeError(f"expected a @durable.workflow or a 'module:function' string, got {target!r}")
+
+
+def declared_queue(target: Workflow | str) -> str | None:
+    """The queue a workflow declares, if known without importing anything.
+
+    A string reference is looked up only in modules the process has already imported:
+    launching must not run a module's code (the client may not even have it).
+    """
+    if isinstance(target, Workflow):
+        return target.options.queue
+    module_name, _, qualname = target.partition(":")
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found.options.queue if isinstance(found, Workflow) else None
 
 
 def step(
