@@ -205,11 +205,17 @@ def cancel_point(engine: Engine) -> None:
     """Raise durable.Cancelled here if the task is being cancelled (outside cleanup blocks).
 
     Not during replay: a resumed run must first reach the point where it was, so that the
-    cancellation lands where the workflow is now waiting and its cleanup code can run.
+    cancellation lands where the workflow is now waiting and its cleanup code can run; or,
+    if an earlier run was cancelled and crashed in its cleanup, the point where that
+    cancellation landed (its recorded marker), so that the cleanup replays and goes on.
     """
-    if engine.cancel_requested and not in_cleanup.get() and not engine.is_replaying():
-        engine.cancel_delivered = True
-        raise Cancelled(f"task {engine.task_id} was cancelled")
+    engine.skip_retried_cancellation()
+    if not engine.cancel_requested or in_cleanup.get():
+        return
+    if engine.is_replaying() and engine.recorded_cancellation() is None:
+        return
+    engine.land_cancellation()
+    raise Cancelled(f"task {engine.task_id} was cancelled")
 
 
 async def _cancellable(engine: Engine, awaitable: Awaitable[Any]) -> Any:
@@ -225,7 +231,7 @@ async def _cancellable(engine: Engine, awaitable: Awaitable[Any]) -> Any:
     except asyncio.CancelledError as error:
         durable_cancel = bool(error.args) and error.args[0] == CANCEL_MESSAGE
         if durable_cancel and not in_cleanup.get():
-            engine.cancel_delivered = True
+            engine.land_cancellation()
             raise Cancelled(f"task {engine.task_id} was cancelled") from None
         raise
 

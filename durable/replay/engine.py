@@ -35,6 +35,9 @@ from durable.replay.journal import Journal, NewEvent, Recorded, Writes
 from durable.retry import NO_RETRY, RetryPolicy
 
 # How long a buffered step outcome may wait for the next write to carry it (seconds).
+# The kind and label of the event that marks where a cancellation landed.
+CANCEL = "cancel"
+
 DEFERRED_FLUSH_DELAY = 0.02
 
 
@@ -88,6 +91,8 @@ class Engine:
         self.clock = clock
         self._recorded = {event.seq: event for event in history}
         self._last_recorded_seq = max(self._recorded, default=-1)
+        # Where earlier runs were cancelled (see land_cancellation): few, usually none.
+        self._cancel_marks = sorted(s for s, e in self._recorded.items() if e.kind == CANCEL)
         self._next_seq = 0
         self._recorded_lines = log_lines
         self._next_line = 0
@@ -146,6 +151,53 @@ class Engine:
     def is_replaying(self) -> bool:
         """True while the workflow has not yet issued past its recorded history."""
         return self._next_seq <= self._last_recorded_seq
+
+    # -- cancellation in the history --------------------------------------------------------
+
+    def recorded_cancellation(self) -> Recorded | None:
+        """The cancellation marker the replay has reached, if it has reached one.
+
+        Reached: every recorded event before the marker has been issued again (seqs in
+        between that were never recorded belong to effects that were in flight when the
+        cancellation landed).
+        """
+        if not self._cancel_marks or self._next_seq > self._cancel_marks[-1]:
+            return None
+        for seq in range(self._next_seq, self._last_recorded_seq + 1):
+            event = self._recorded.get(seq)
+            if event is not None:
+                return event if event.kind == CANCEL else None
+        return None
+
+    def land_cancellation(self) -> None:
+        """The task's cancellation lands here, now: once per run.
+
+        On new ground a marker is recorded at the next seq, so that a replay (after a crash
+        during the cleanup) delivers the cancellation at this same point and the cleanup's
+        effects match their records. A replay that has reached such a marker consumes it.
+        """
+        if self.cancel_delivered:
+            return
+        self.cancel_delivered = True
+        marker = self.recorded_cancellation()
+        if marker is not None and not (marker.payload or {}).get("retried"):
+            self._next_seq = marker.seq + 1
+            return
+        seq = self.next_seq()
+        self.buffer(seq, CANCEL, CANCEL, {})
+
+    def skip_retried_cancellation(self) -> bool:
+        """Past a cancellation that `durable retry` undid: resume as if it had not landed.
+
+        Its cleanup's events and log lines stay recorded but belong to a branch this run does
+        not take: seqs and line numbers go on after them. True if it skipped one.
+        """
+        marker = self.recorded_cancellation()
+        if marker is None or not (marker.payload or {}).get("retried"):
+            return False
+        self._next_seq = max(self._next_seq, int(marker.payload["resume_seq"]))
+        self._next_line = max(self._next_line, int(marker.payload["resume_line"]))
+        return True
 
     def check_history_consumed(self) -> None:
         """At completion: a recorded effect the code never asked for is non-determinism."""

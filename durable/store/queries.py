@@ -600,10 +600,13 @@ CANCEL_CHILDREN = _CANCEL.format(
     where="parent_id = $1 AND NOT detached AND state NOT IN ('complete', 'failed', 'cancelled')"
 )
 
-# Back to pending, keeping every event: replay resumes where the failure happened.
+# Back to pending, keeping every event: replay resumes where the failure happened. For a
+# cancelled task, the cancellation's marker event is kept too but flagged `retried`, with the
+# seq and log line after its cleanup: the replay resumes where the cancellation landed, as if
+# it had not, and goes on numbering after the cleanup's records (engine.py, CANCEL).
 RETRY_TASK = """
 WITH target AS (
-    SELECT id, state FROM durable.tasks WHERE id = $1 FOR UPDATE
+    SELECT id, state, log_base FROM durable.tasks WHERE id = $1 FOR UPDATE
 ), upd AS (
     UPDATE durable.tasks AS t
     SET state = 'pending', error = NULL, result = NULL, finished_at = NULL,
@@ -611,6 +614,16 @@ WITH target AS (
     FROM target
     WHERE t.id = target.id AND target.state IN ('failed', 'cancelled')
     RETURNING t.id, t.queue
+), undone AS (
+    UPDATE durable.events AS e
+    SET payload = coalesce(e.payload, '{}'::jsonb) || jsonb_build_object(
+        'retried', true,
+        'resume_seq', (SELECT max(seq) + 1 FROM durable.events WHERE task_id = $1),
+        'resume_line',
+        (SELECT count(*) FROM durable.logs WHERE task_id = $1 AND line_no >= target.log_base))
+    FROM target
+    WHERE e.task_id = $1 AND e.kind = 'cancel' AND target.state = 'cancelled'
+      AND NOT coalesce((e.payload ->> 'retried')::boolean, false)
 )
 SELECT target.state AS before,
        CASE WHEN EXISTS (SELECT 1 FROM upd) THEN 'pending' ELSE target.state END AS after,

@@ -58,7 +58,10 @@ class Running:
         engine.cancel_requested = True
         if engine.is_replaying():
             return
-        engine.cancel_delivered = True
+        self.deliver_cancellation()
+
+    def deliver_cancellation(self) -> None:
+        """Cancel the workflow's asyncio task: durable.Cancelled where it awaits."""
         if self.workflow_task is not None and not self.workflow_task.done():
             self.workflow_task.cancel(effects.CANCEL_MESSAGE)
 
@@ -234,8 +237,15 @@ class Runner:
     def _consider_suspending(self, running: Running) -> None:
         if running.checking_idle or running.suspending is not None:
             return
-        if running.engine is not None and running.engine.cancel_requested:
-            return  # cleanup code waits in memory: it must run to its end
+        engine = running.engine
+        if engine is not None:
+            # Every branch waits: past a cancellation `durable retry` undid, or at one that
+            # an earlier run recorded (crashed in its cleanup), which lands again here.
+            engine.skip_retried_cancellation()
+            if engine.cancel_requested:
+                if not engine.cancel_delivered and engine.recorded_cancellation() is not None:
+                    running.deliver_cancellation()
+                return  # cleanup code waits in memory: it must run to its end
         running.checking_idle = True
         asyncio.get_running_loop().create_task(self._suspend_if_still_idle(running))
 

@@ -214,3 +214,23 @@ async def countdown(ctx: durable.Context, n: int, total: int = 0) -> int:
     if n > 0:
         raise durable.ContinueAsNew(n - 1, total=total + value)
     return total
+
+
+@durable.workflow
+async def cleans_up_slowly(
+    ctx: durable.Context, ledger: str, gate: str, seconds: float = 3600
+) -> str:
+    """Waits (an hour); on cancellation releases two things, blocking on a gate in between."""
+    print("waiting")
+    try:
+        await ctx.sleep(seconds)
+    except durable.Cancelled:
+        async with ctx.cleanup():
+            await ctx.step(append, ledger, "release one", name="release one")
+            print("released one")
+            await ctx.step(wait_for_file, gate, name="gate")
+            await ctx.step(append, ledger, "release two", name="release two")
+            print("released two")
+        raise
+    print("woke up")
+    return "slept"
