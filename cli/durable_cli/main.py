@@ -3,11 +3,12 @@
 Every command runs inside `guarded`: a `durable.DurableError`, a click usage error or bad
 parameter, or anything unexpected becomes one line on stderr (never a traceback, never a
 password) and an exit code from `durable_cli.exit_codes`; Ctrl-C exits 130 quietly. Commands
-return their exit code.
+return their exit code, one of `ExitCode` (anything else is reported as a bug and exits 1).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sys
@@ -45,10 +46,25 @@ def guarded(invoke: Callable[[], Any], argv: Sequence[str] = ()) -> int:
     except durable.DurableError as error:
         _report(str(error), argv)
         return for_exception(error)
-    except Exception as error:  # a bug, or an error the library did not wrap: still one line
+    except (Exception, asyncio.CancelledError) as error:  # a bug, or an unwrapped error
         _report(f"unexpected error: {type(error).__name__}: {error}", argv)
         return ExitCode.FAILED
-    return int(result) if isinstance(result, int) else ExitCode.OK
+    return _exit_code(result, argv)
+
+
+def _exit_code(result: Any, argv: Sequence[str]) -> int:
+    """A command's return value as the process exit code.
+
+    Only the codes of `ExitCode` pass (None is success): any other number, a task id say,
+    would become ``number % 256`` on the way out, an exit code that means nothing.
+    """
+    if result is None:
+        return ExitCode.OK
+    try:
+        return ExitCode(result)
+    except ValueError:
+        _report(f"unexpected error: the command returned {result!r}, not an exit code", argv)
+        return ExitCode.FAILED
 
 
 def _report(message: str, argv: Sequence[str]) -> None:

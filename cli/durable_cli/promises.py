@@ -8,6 +8,7 @@ one-line error, not a traceback.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any, Protocol, cast
 
@@ -48,12 +49,23 @@ def promise() -> None:
 @database_url_option
 @click.pass_context
 def resolve(ctx: click.Context, promise_id: str, value: Any) -> int:
-    """Resolve promise ID with a JSON value; print the value that won (as JSON)."""
+    """Resolve promise ID with a JSON value; print the value that won (as JSON).
+
+    A promise is completed at most once. Already resolved: the value that won is printed and
+    the command succeeds (stderr says so if it differs from JSON). Already rejected: exits 1.
+    """
 
     async def go() -> int:
         async with connect(ctx) as client:
-            won = await _promises(client, "resolve").resolve(promise_id, value)
+            try:
+                won = await _promises(client, "resolve").resolve(promise_id, value)
+            except durable.PromiseRejected as rejected:
+                raise CommandFailed(
+                    f"promise {promise_id} was already rejected: {rejected.message}"
+                ) from None
         output.echo_line(output.compact(won))
+        if not _same_json(won, value):
+            output.note(f"promise {promise_id} was already resolved with another value; it stands")
         return ExitCode.OK
 
     return run(go())
@@ -65,14 +77,33 @@ def resolve(ctx: click.Context, promise_id: str, value: Any) -> int:
 @database_url_option
 @click.pass_context
 def reject(ctx: click.Context, promise_id: str, message: str) -> int:
-    """Reject promise ID with MESSAGE."""
+    """Reject promise ID with MESSAGE.
+
+    A promise is completed at most once. Already rejected: the command succeeds (stderr names
+    the message that won if it is not MESSAGE). Already resolved: the value that won is printed
+    (as JSON) and the command exits 1.
+    """
 
     async def go() -> int:
         async with connect(ctx) as client:
             await _promises(client, "reject").reject(promise_id, message)
+            won = await _promises(client, "peek").peek(promise_id)
+        if won.state == "resolved":
+            output.echo_line(output.compact(won.value))
+            raise CommandFailed(f"promise {promise_id} was already resolved")
+        if won.message != message:
+            output.note(
+                f"promise {promise_id} was already rejected with another message, which stands: "
+                f"{' '.join(str(won.message).split())}"
+            )
         return ExitCode.OK
 
     return run(go())
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Whether two JSON values are the same (object keys in any order)."""
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 @promise.command()

@@ -20,6 +20,7 @@ from durable_cli.options import (
 from durable_cli.session import connect, run
 
 RETRYABLE = (durable.TaskState.FAILED, durable.TaskState.CANCELLED)
+CANCEL_WAIT = 10.0  # seconds `durable cancel` waits for the task to end, by default
 
 
 @click.command()
@@ -127,13 +128,25 @@ async def _follow(client: durable.Client, task_id: int) -> int:
 
 @click.command()
 @task_id_argument
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=CANCEL_WAIT,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the task to end (after its cleanup code); 0: do not wait.",
+)
 @database_url_option
 @click.pass_context
-def cancel(ctx: click.Context, task_id: int) -> int:
-    """Request cancellation of task ID; print the resulting state.
+def cancel(ctx: click.Context, task_id: int, wait_seconds: float) -> int:
+    """Request cancellation of task ID; wait for it to end; print the resulting state.
 
-    A pending or suspended task is cancelled at once (`cancelled`); a running one is told and
-    stops at its current await (`running` until then). A final task is left as it is.
+    A task that never ran is cancelled on the spot. A running or suspended one is woken so that
+    its cleanup code runs, then ends `cancelled`; that takes a worker. If it has not ended within
+    --wait seconds, the current state is printed and stderr says the task ends `cancelled` once
+    a worker runs its cleanup. A final task is left as it is. Exits 0 in all these cases, 2 if
+    there is no such task.
     """
 
     async def go() -> int:
@@ -143,11 +156,40 @@ def cancel(ctx: click.Context, task_id: int) -> int:
                 output.echo_line(before.value)
                 output.note(f"task {task_id} is already {before.value}; nothing to cancel")
                 return ExitCode.OK
-            after = await client.cancel(task_id)
-            output.echo_line(after.value)
-            return ExitCode.OK
+            requested = await client.cancel(task_id)
+            state = await _settle(client, task_id, requested, wait_seconds)
+        output.echo_line(state.value)
+        _explain_cancel(task_id, state)
+        return ExitCode.OK
 
     return run(go())
+
+
+async def _settle(
+    client: durable.Client, task_id: int, state: durable.TaskState, wait_seconds: float
+) -> durable.TaskState:
+    """The task's state once it is final, or its current state after ``wait_seconds``."""
+    if state.is_final or wait_seconds <= 0:
+        return state
+    try:
+        return (await client.wait(task_id, timeout=wait_seconds)).state
+    except durable.Timeout:
+        return (await client.get(task_id)).state
+
+
+def _explain_cancel(task_id: int, state: durable.TaskState) -> None:
+    """A line on stderr unless the task ended `cancelled`, as asked."""
+    if state == durable.TaskState.CANCELLED:
+        return
+    if state.is_final:
+        output.note(
+            f"task {task_id} had already ended as {state.value}: the cancellation came too late"
+        )
+        return
+    output.note(
+        f"task {task_id} is {state.value}: cancellation requested; it ends cancelled once a "
+        "worker runs its cleanup"
+    )
 
 
 @click.command()

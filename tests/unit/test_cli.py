@@ -74,6 +74,9 @@ class FakeClient:
     lines: tuple[str, ...] = ()
     log: list[tuple[str, Any]]
     raises: BaseException | None = None
+    after_cancel = durable.TaskState.PENDING  # what cancel() returns: woken for its cleanup
+    ends: str | None = "cancelled"  # the state wait() returns; None: wait() times out
+    promises: dict[str, durable.PromiseState]
 
     def __init__(self, database_url: str | None = None, *, check_schema: bool = True) -> None:
         self.url = database_url
@@ -113,7 +116,15 @@ class FakeClient:
         return [self.task]
 
     async def cancel(self, task_id: int) -> durable.TaskState:
-        return durable.TaskState.CANCELLED
+        await self.get(task_id)
+        self.log.append(("cancel", task_id))
+        return self.after_cancel
+
+    async def wait(self, task_id: int, timeout: float | None = None) -> durable.TaskInfo:
+        self.log.append(("wait", timeout))
+        if self.ends is None:
+            raise durable.Timeout(f"task {task_id} did not finish within {timeout} s")
+        return task_info(task_id, state=self.ends)
 
     async def retry(self, task_id: int) -> durable.TaskState:
         return durable.TaskState.PENDING
@@ -123,13 +134,20 @@ class FakeClient:
 
     async def resolve(self, promise_id: str, value: Any) -> Any:
         self.log.append(("resolve", (promise_id, value)))
-        return {"first": True}
+        won = self.promises.setdefault(promise_id, durable.PromiseState("resolved", value=value))
+        if won.state == "rejected":
+            raise durable.PromiseRejected(won.message)
+        return won.value
 
-    async def reject(self, promise_id: str, message: str) -> None:
+    async def reject(self, promise_id: str, message: str) -> Any:
         self.log.append(("reject", (promise_id, message)))
+        won = self.promises.setdefault(
+            promise_id, durable.PromiseState("rejected", message=message)
+        )
+        return won.value
 
     async def peek(self, promise_id: str) -> durable.PromiseState:
-        return durable.PromiseState("resolved", value=[1])
+        return self.promises.get(promise_id, durable.PromiseState("pending"))
 
     async def wait_promise(self, promise_id: str, timeout: float | None = None) -> Any:
         if promise_id == "late":
@@ -153,6 +171,7 @@ class FakeClient:
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeClient]]:
     class Fake(FakeClient):
         log: list[tuple[str, Any]] = []  # noqa: RUF012 - one list per test
+        promises: dict[str, durable.PromiseState] = {}  # noqa: RUF012 - one dict per test
 
     monkeypatch.setattr(durable, "Client", Fake)
     yield Fake
@@ -317,13 +336,53 @@ def test_tail_and_logs(fake: type[FakeClient]) -> None:
     assert_one_line_error(invoke("tail", "8"), 2, "no task with id 8")
 
 
-def test_cancel_prints_the_state(fake: type[FakeClient]) -> None:
+def test_cancel_waits_for_the_task_to_end_and_prints_its_state(fake: type[FakeClient]) -> None:
     result = invoke("cancel", "7")
-    assert (result.exit_code, result.stdout) == (0, "cancelled\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "cancelled\n", "")
+    assert ("cancel", 7) in fake.log and ("wait", 10.0) in fake.log
+
+
+def test_cancel_that_runs_out_of_time_prints_the_current_state(fake: type[FakeClient]) -> None:
+    fake.ends = None  # no worker runs the cleanup: the wait runs out
+    result = invoke("cancel", "7", "--wait", "2.5")
+    assert (result.exit_code, result.stdout) == (0, "pending\n")
+    assert ("wait", 2.5) in fake.log
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cancellation requested" in lines[0]
+    assert "ends cancelled once a worker runs its cleanup" in lines[0]
+
+
+def test_cancel_wait_0_does_not_wait(fake: type[FakeClient]) -> None:
+    fake.after_cancel = durable.TaskState.RUNNING
+    result = invoke("cancel", "--wait", "0", "7")
+    assert (result.exit_code, result.stdout) == (0, "running\n")
+    assert "cancellation requested" in result.stderr
+    assert not [entry for entry in fake.log if entry[0] == "wait"]
+    fake.after_cancel = durable.TaskState.CANCELLED  # a pending task is cancelled at once
+    result = invoke("cancel", "--wait", "0", "7")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "cancelled\n", "")
+
+
+def test_cancel_of_a_task_that_ended_otherwise_says_so(fake: type[FakeClient]) -> None:
+    fake.ends = "complete"  # it completed before the cancellation landed
+    result = invoke("cancel", "7")
+    assert (result.exit_code, result.stdout) == (0, "complete\n")
+    assert "already ended as complete" in result.stderr
+
+
+def test_cancel_of_a_final_task_leaves_it(fake: type[FakeClient]) -> None:
     fake.task = task_info(state="complete")
     result = invoke("cancel", "7")
     assert (result.exit_code, result.stdout) == (0, "complete\n")
     assert "already complete" in result.stderr
+    assert ("cancel", 7) not in fake.log
+
+
+@pytest.mark.parametrize("args", [["--wait", "-1"], ["--wait", "soon"]])
+def test_cancel_bad_wait_exits_2(fake: type[FakeClient], args: list[str]) -> None:
+    assert_one_line_error(invoke("cancel", "7", *args), 2, "--wait")
+    assert ("cancel", 7) not in fake.log
+    assert_one_line_error(invoke("cancel", "8"), 2, "no task with id 8")
 
 
 def test_retry_only_failed_or_cancelled(fake: type[FakeClient]) -> None:
@@ -374,12 +433,13 @@ def test_migrate_check(fake: type[FakeClient]) -> None:
 
 def test_promises_and_notify(fake: type[FakeClient]) -> None:
     result = invoke("promise", "resolve", "p1", '{"ok": true}')
-    assert (result.exit_code, result.stdout) == (0, '{"first":true}\n')
+    assert (result.exit_code, result.stdout, result.stderr) == (0, '{"ok":true}\n', "")
     assert ("resolve", ("p1", {"ok": True})) in fake.log
-    assert invoke("promise", "reject", "p1", "why not").exit_code == 0
-    assert ("reject", ("p1", "why not")) in fake.log
+    result = invoke("promise", "reject", "p2", "why not")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    assert ("reject", ("p2", "why not")) in fake.log
     assert json.loads(invoke("promise", "peek", "p1").stdout) == {
-        "state": "resolved", "value": [1], "message": None}  # fmt: skip
+        "state": "resolved", "value": {"ok": True}, "message": None}  # fmt: skip
     assert invoke("promise", "await", "p1").stdout == '"yes"\n'
     assert_one_line_error(invoke("promise", "await", "no"), 1, "refused")
     assert_one_line_error(invoke("promise", "await", "late", "--timeout", "0.5"), 124, "late")
@@ -387,6 +447,71 @@ def test_promises_and_notify(fake: type[FakeClient]) -> None:
     assert invoke("notify", "7", "approved", '{"by": "ana"}').exit_code == 0
     assert ("notify", (7, "approved", {"by": "ana"})) in fake.log
     assert_one_line_error(invoke("notify", "8", "approved"), 2, "no task with id 8")
+
+
+def test_resolve_an_already_resolved_promise_prints_the_winner(fake: type[FakeClient]) -> None:
+    fake.promises["p"] = durable.PromiseState("resolved", value={"a": 1, "b": [2]})
+    same = invoke("promise", "resolve", "p", '{"b": [2], "a": 1}')  # keys in another order
+    assert (same.exit_code, same.stdout, same.stderr) == (0, '{"a":1,"b":[2]}\n', "")
+    other = invoke("promise", "resolve", "p", "3")
+    assert (other.exit_code, other.stdout) == (0, '{"a":1,"b":[2]}\n')
+    assert "already resolved with another value" in other.stderr
+
+
+def test_resolve_an_already_rejected_promise_exits_1(fake: type[FakeClient]) -> None:
+    fake.promises["p"] = durable.PromiseState("rejected", message="no way")
+    result = invoke("promise", "resolve", "p", "1")
+    assert_one_line_error(result, 1, "promise p was already rejected: no way")
+
+
+def test_reject_an_already_resolved_promise_prints_the_winner_and_exits_1(
+    fake: type[FakeClient],
+) -> None:
+    fake.promises["p"] = durable.PromiseState("resolved", value=None)  # null won: still a value
+    result = invoke("promise", "reject", "p", "too late")
+    assert (result.exit_code, result.stdout) == (1, "null\n")
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "promise p was already resolved" in lines[0]
+
+
+def test_reject_an_already_rejected_promise_names_the_winner(fake: type[FakeClient]) -> None:
+    fake.promises["p"] = durable.PromiseState("rejected", message="first\nreason")
+    same = invoke("promise", "reject", "p", "first\nreason")
+    assert (same.exit_code, same.stdout, same.stderr) == (0, "", "")
+    other = invoke("promise", "reject", "p", "second")
+    assert (other.exit_code, other.stdout) == (0, "")
+    lines = other.stderr.strip().splitlines()
+    assert len(lines) == 1 and "already rejected with another message" in lines[0]
+    assert lines[0].endswith("first reason")
+
+
+# -- exit codes come only from ExitCode ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "code"), [(None, 0), (ExitCode.CANCELLED, 3), (124, 124), (True, 1)]
+)
+def test_a_command_returns_its_exit_code(result: object, code: int) -> None:
+    assert main.guarded(lambda: result) == code
+
+
+def test_a_number_that_is_not_an_exit_code_never_becomes_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main.guarded(lambda: 438) == ExitCode.FAILED  # not 438 % 256 == 182
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "438" in lines[0] and "not an exit code" in lines[0]
+
+
+def test_a_stray_cancellation_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def cancelled() -> None:
+        raise asyncio.CancelledError("stray")
+
+    assert main.guarded(cancelled) == ExitCode.FAILED
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "CancelledError" in err
 
 
 # -- rendering -----------------------------------------------------------------------------
