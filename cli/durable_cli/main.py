@@ -37,6 +37,10 @@ def guarded(invoke: Callable[[], Any], argv: Sequence[str] = ()) -> int:
         return done.exit_code
     except (click.Abort, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
+    except click.exceptions.NoArgsIsHelpError as error:
+        # `durable` alone: the help, as click prints it (not flattened into an error line).
+        click.echo(error.format_message(), err=True)
+        return ExitCode.BAD_INPUT
     except click.ClickException as error:
         message = error.format_message()
         if isinstance(error, click.UsageError) and error.ctx is not None:

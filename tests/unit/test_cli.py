@@ -180,6 +180,13 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeClient]]:
 # -- help and parsing ----------------------------------------------------------------------
 
 
+def test_durable_alone_prints_the_usage_as_click_lays_it_out() -> None:
+    result = invoke()
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Usage: durable [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\nCommands:\n" in result.stderr  # one command per line, not one flattened line
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command: str) -> None:
     result = invoke(command, "--help")
