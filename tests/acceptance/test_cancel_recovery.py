@@ -17,16 +17,9 @@ import pytest
 
 import durable
 from tests.helpers.processes import WorkerProcess
-from tests.helpers.waiting import wait_for_state
+from tests.helpers.waiting import follow_until, wait_for_state
 
 SLOW_CLEANUP = "tests.acceptance.workflows:cleans_up_slowly"
-
-
-async def follow_until(client: durable.Client, task_id: int, wanted: str) -> None:
-    async for line in client.tail(task_id):
-        if line == wanted:
-            return
-    raise AssertionError(f"the task ended before printing {wanted!r}")
 
 
 async def test_a_worker_killed_during_cleanup_leaves_the_next_one_to_finish_it(

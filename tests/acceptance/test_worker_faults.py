@@ -11,15 +11,9 @@ import asyncpg
 
 import durable
 from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import follow_until
 
 CRASH = "tests.acceptance.workflows:crash_in_the_middle"
-
-
-async def follow_until(client: durable.Client, task_id: int, wanted: str) -> None:
-    async for line in client.tail(task_id):
-        if line == wanted:
-            return
-    raise AssertionError(f"the task ended before printing {wanted!r}")
 
 
 async def test_sigterm_lets_the_running_step_finish_and_hands_the_task_over_at_once(

@@ -18,3 +18,11 @@ async def wait_for_state(
             if info.state == state:
                 return info
             await changed.wait()
+
+
+async def follow_until(client: durable.Client, task_id: int, wanted: str) -> None:
+    """Until the task's log has the line ``wanted`` (AssertionError if it ends without)."""
+    async for line in client.tail(task_id):
+        if line == wanted:
+            return
+    raise AssertionError(f"the task ended before printing {wanted!r}")
