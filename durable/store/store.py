@@ -681,7 +681,7 @@ class Store:
                 if row is None:
                     raise TaskNotFound(f"no task with id {task_id}")
                 if TaskState(row["state"]).is_final:
-                    raise TaskFinished(f"task {task_id} is finished ({row['state']})")
+                    raise TaskFinished(f"task is finished: task {task_id} is {row['state']}")
                 sent = await conn.fetchrow(queries.SEND_NOTIFICATION, task_id, event, data_json)
         except CONNECTION_ERRORS as error:
             raise unavailable(self.url, error) from error

@@ -86,6 +86,8 @@ async def test_os_system_is_never_run(
         (["tail", "999999"], "999999"),
         (["cancel", "999999"], "999999"),
         (["events", "999999"], "999999"),
+        (["show", "99999999999999999999"], "99999999999999999999"),  # past bigint
+        (["notify", "999999", "ping"], "999999"),
         (["list", "--state", "sleeping"], "sleeping"),
     ],
 )
@@ -110,12 +112,27 @@ async def test_values_that_are_not_json_are_refused_at_launch(db_url: str) -> No
 
 async def test_unreachable_database_exits_2_with_the_password_masked() -> None:
     url = "postgresql://someone:s3cret-pw@127.0.0.1:1/nowhere"
-    for args in (["list"], ["launch", "x", "examples.hello_world:main"], ["show", "1"]):
-        result = await run_cli(None, "--database-url", url, *args)
-        assert result.code == 2, result
-        assert "s3cret-pw" not in result.stdout + result.stderr
-        assert "Traceback" not in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
+    malformed = "postgresql://someone:s3cret-pw@[bad/nowhere"  # does not even parse
+    for database_url in (url, malformed):
+        for args in (["list"], ["launch", "x", "examples.hello_world:main"], ["show", "1"]):
+            result = await run_cli(None, "--database-url", database_url, *args)
+            assert result.code == 2, result
+            assert "s3cret-pw" not in result.stdout + result.stderr
+            assert "Traceback" not in result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_notify_a_finished_task_exits_1(
+    db_url: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    await workers().start()
+    async with durable.Client(db_url) as client:
+        task = await client.launch("tests.acceptance.workflows:returns_args")
+        await client.result(task.id, timeout=30)
+    result = await run_cli(db_url, "notify", str(task.id), "ping", '{"n": 1}')
+    assert result.code == 1, result
+    assert "task is finished" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 async def test_an_old_schema_asks_for_migrate(empty_db_url: str) -> None:

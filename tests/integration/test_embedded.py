@@ -105,3 +105,39 @@ def test_a_server_that_cannot_start_is_one_clear_error(tmp_path: Path) -> None:
     assert message.startswith("embedded PostgreSQL could not start: ")
     assert "pgdata" in message
     assert "\n" not in message
+
+
+def test_a_server_that_exited_but_is_not_reaped_yet_counts_as_gone() -> None:
+    """A killed postmaster stays a zombie until its parent reaps it: not a running server."""
+    from durable.store import embedded
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        # The child's pidfd becomes readable when it exits (a zombie until waited for).
+        pidfd = os.pidfd_open(child.pid)
+        try:
+            import select
+
+            assert select.select([pidfd], [], [], 30)[0] == [pidfd]
+        finally:
+            os.close(pidfd)
+        assert embedded._zombie(child.pid)
+        assert not embedded._alive(child.pid)
+    finally:
+        child.wait()
+    assert not embedded._alive(child.pid)
+    assert embedded._alive(os.getpid()) and not embedded._zombie(os.getpid())
+
+
+def test_a_home_of_another_user_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its lock (or data) cannot be opened: exit-2 material, not an unexpected error."""
+    from durable.store import embedded
+
+    def refused(path: Path) -> Iterator[None]:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(embedded, "_file_lock", refused)
+    with pytest.raises(DatabaseUnavailable, match=r"permission denied.*DURABLE_HOME"):
+        ensure_server(tmp_path / "home")
