@@ -34,10 +34,10 @@ from durable.replay.control import LeaseLost
 from durable.replay.journal import Journal, NewEvent, Recorded, Writes
 from durable.retry import NO_RETRY, RetryPolicy
 
-# How long a buffered step outcome may wait for the next write to carry it (seconds).
 # The kind and label of the event that marks where a cancellation landed.
 CANCEL = "cancel"
 
+# How long a buffered step outcome may wait for the next write to carry it (seconds).
 DEFERRED_FLUSH_DELAY = 0.02
 
 
