@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NoReturn
 
 import click
@@ -22,6 +22,33 @@ from durable_cli.signals import on_stop
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 STEP_THREADS = "durable-step"  # the name prefix of the threads synchronous steps run in
+
+
+class StepExecutor(ThreadPoolExecutor):
+    """The threads synchronous steps run in, counting the calls still running."""
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=STEP_THREADS)
+        self._lock = threading.Lock()
+        self._busy = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._lock:
+            self._busy += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._one_done)
+        return future
+
+    def _one_done(self, _future: Future[Any]) -> None:
+        with self._lock:
+            self._busy -= 1
+
+    @property
+    def busy(self) -> int:
+        """Calls submitted and not finished (running, or queued for a thread)."""
+        with self._lock:
+            return self._busy
+
 
 _SECONDS = click.FloatRange(min=0, min_open=True)
 
@@ -148,11 +175,8 @@ def worker(
 async def serve(database_url: str | None, migrate_first: bool, settings: dict[str, Any]) -> int:
     """Migrate if asked, run the worker, stop it gracefully on the first signal."""
     concurrency = int(settings["concurrency"])
-    asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(
-            max_workers=max(8, min(concurrency, 256)), thread_name_prefix=STEP_THREADS
-        )
-    )
+    executor = StepExecutor(max_workers=max(8, min(concurrency, 256)))
+    asyncio.get_running_loop().set_default_executor(executor)
     stop = asyncio.Event()
     with on_stop(stop.set):
         if migrate_first:
@@ -173,7 +197,7 @@ async def serve(database_url: str | None, migrate_first: bool, settings: dict[st
             await asyncio.shield(worker.stop())
     if worker.error is not None:
         raise CommandFailed(f"the worker stopped after an internal error: {worker.error!r}")
-    _exit_now_if_steps_still_run()
+    _exit_now_if_steps_still_run(executor)
     return 0
 
 
@@ -199,7 +223,7 @@ def main() -> NoReturn:
     raise SystemExit(0)  # pragma: no cover - main() always exits
 
 
-def _exit_now_if_steps_still_run() -> None:
+def _exit_now_if_steps_still_run(executor: StepExecutor) -> None:
     """Exit at once (status 0) if synchronous steps still block their threads.
 
     The worker has stopped: it released their tasks to other workers and deregistered.
@@ -208,7 +232,7 @@ def _exit_now_if_steps_still_run() -> None:
     may already run elsewhere. Abandoning them is what a crash would do, and steps are
     at-least-once for exactly that case.
     """
-    if not any(t.name.startswith(STEP_THREADS) and t.is_alive() for t in threading.enumerate()):
+    if not executor.busy:
         return
     log = durable.logs.get_logger("durable.worker")
     log.warning("exiting without waiting for steps still blocking their threads")

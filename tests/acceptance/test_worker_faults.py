@@ -31,6 +31,8 @@ async def test_sigterm_lets_the_running_step_finish_and_hands_the_task_over_at_o
         gate.touch()  # the step in flight finishes within the grace period and is recorded
         assert await first.wait(timeout=30) == 0
         assert first.has_log("released tasks to other workers", released=1)
+        # Its step threads were idle by then: a normal exit, nothing abandoned.
+        assert not first.has_log("exiting without waiting for steps still blocking their threads")
         assert await client.result(task.id, timeout=10) == "done"
         assert ledger.read_text().splitlines() == ["one", "two"]
         lines = [line async for line in client.tail(task.id)]
@@ -71,6 +73,7 @@ async def test_a_step_blocking_past_the_grace_does_not_keep_the_process_alive(
         worker.signal(signal.SIGTERM)
         assert await worker.wait(timeout=10) == 0
         assert worker.has_log("released tasks to other workers", released=1)
+        assert worker.has_log("exiting without waiting for steps still blocking their threads")
         assert (await client.get(task.id)).state == "pending"
 
 
