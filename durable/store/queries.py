@@ -600,7 +600,10 @@ CANCEL_CHILDREN = _CANCEL.format(
     where="parent_id = $1 AND NOT detached AND state NOT IN ('complete', 'failed', 'cancelled')"
 )
 
-# Back to pending, keeping every event: replay resumes where the failure happened. For a
+# Back to pending, keeping every event: replay resumes where the failure happened. The count
+# of losses to dead workers starts again (the user chose to run it again); `attempts` keeps
+# counting claims, so that a cancellation before the next claim still runs the cleanup of a
+# task that has run (see _CANCEL: only a task never claimed is cancelled on the spot). For a
 # cancelled task, the cancellation's marker event is kept too but flagged `retried`, with the
 # seq and log line after its cleanup: the replay resumes where the cancellation landed, as if
 # it had not, and goes on numbering after the cleanup's records (engine.py, CANCEL).
@@ -610,7 +613,7 @@ WITH target AS (
 ), upd AS (
     UPDATE durable.tasks AS t
     SET state = 'pending', error = NULL, result = NULL, finished_at = NULL,
-        cancel_requested = false, worker_id = NULL, attempts = 0, updated_at = now()
+        cancel_requested = false, worker_id = NULL, losses = 0, updated_at = now()
     FROM target
     WHERE t.id = target.id AND target.state IN ('failed', 'cancelled')
     RETURNING t.id, t.queue

@@ -56,8 +56,10 @@ class Running:
         if engine is None or engine.cancel_requested:
             return
         engine.cancel_requested = True
-        if engine.is_replaying():
-            return
+        if engine.is_replaying() and engine.recorded_cancellation() is None:
+            return  # delivered where the replay reaches new ground (effects.cancel_point)
+        # On new ground, or parked at the point where an earlier run's cancellation landed
+        # (a worker died in the cleanup): deliver it now, where the workflow awaits.
         self.deliver_cancellation()
 
     def deliver_cancellation(self) -> None:
@@ -159,10 +161,12 @@ class Runner:
         except TypeError as error:  # arguments that do not fit the workflow's signature
             await self._finish(claimed, Writes(), _failed(error))
             return
-        running.workflow_task = loop.create_task(coroutine, context=context)
-        if claimed.cancel_requested:
-            running.cancel()
+        # A cancellation requested before this run (or a workflow timeout already past) is
+        # delivered at the workflow's first durable await, inside its own try blocks: not by
+        # cancelling the asyncio task before its first line runs, which would skip them.
+        engine.cancel_requested = claimed.cancel_requested
         timer = self._arm_timeout(running, engine, workflow.options.timeout)
+        running.workflow_task = loop.create_task(coroutine, context=context)
         log.debug("task started", workflow=claimed.workflow, attempt=claimed.attempts)
         try:
             outcome = await self._outcome(running, engine)
@@ -176,10 +180,14 @@ class Runner:
         await engine.close()
         writes = await engine.drain()
         outcome.log_base = engine.lines_written()
+        if outcome.state == TaskState.CANCELLED:
+            # Before the final write: a worker that dies in between leaves the task to be run
+            # again (and its children cancelled again, a no-op); after it, nothing would.
+            await asyncio.shield(self._cancel_children(claimed))
         # Shielded: once the workflow has ended, its final write must not be cut in half by
         # the worker stopping; the write is idempotent and fenced anyway.
         await asyncio.shield(self._finish(claimed, writes, outcome))
-        await self._after(claimed, outcome)
+        self._after(claimed, outcome)
 
     async def _engine_for(self, running: Running, default_retry: RetryPolicy | None) -> Engine:
         """The engine of this run, over the task's recorded history (read if there is one)."""
@@ -219,20 +227,26 @@ class Runner:
             return None
         engine.deadline = claimed.created_at + timedelta(seconds=timeout)
         delay = (engine.deadline - engine.clock()).total_seconds()
-        return asyncio.get_running_loop().call_later(max(delay, 0.0), running.cancel)
+        if delay <= 0:
+            engine.cancel_requested = True  # past already: nothing new may start
+            return None
+        return asyncio.get_running_loop().call_later(delay, running.cancel)
 
-    async def _after(self, claimed: ClaimedTask, outcome: Outcome) -> None:
-        """Log how the run ended; a cancelled task takes its children with it."""
+    async def _cancel_children(self, claimed: ClaimedTask) -> None:
+        """A cancelled task takes its children (not the detached ones) with it."""
+        cancelled = await persist(lambda: self.store.cancel_children(claimed.id))
+        if cancelled:
+            log.info("cancelled children with their parent", children=cancelled)
+
+    @staticmethod
+    def _after(claimed: ClaimedTask, outcome: Outcome) -> None:
+        """Log how the run ended."""
         if outcome.state == TaskState.SUSPENDED:
             log.debug("task suspended", suspension=str(outcome.suspension))
         elif outcome.continue_as_new is not None:
             log.info("task continued as new", run=claimed.run + 1)
         else:
             log.info("task finished", state=outcome.state.value)
-        if outcome.state == TaskState.CANCELLED:
-            cancelled = await persist(lambda: self.store.cancel_children(claimed.id))
-            if cancelled:
-                log.info("cancelled children with their parent", children=cancelled)
 
     def _consider_suspending(self, running: Running) -> None:
         if running.checking_idle or running.suspending is not None:

@@ -5,14 +5,21 @@
   timer would have fired, an hour later), replays the cleanup done so far, and finishes it.
 - A cancelled task that is retried resumes where it was cancelled, as if it had not been; a
   second cancellation lands at once and runs the cleanup again.
+- A workflow timeout that had landed lands again after a crash in its cleanup; a task whose
+  worker died before anything was recorded still gets the cancellation inside its try; a
+  parent's children are cancelled even if its worker dies while cancelling them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 
 import durable
@@ -86,3 +93,104 @@ async def test_a_retried_task_can_be_cancelled_again_at_once(
         assert ledger.read_text().splitlines() == ["release one", "release two"] * 2
         lines = [line async for line in client.tail(task.id)]
         assert lines == ["waiting"] + ["released one", "released two"] * 2
+
+
+async def test_a_timed_out_task_whose_worker_died_in_cleanup_finishes_it(
+    db_url: str, workers: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    """The timeout lands again where it had (not when the hour-long sleep ends)."""
+    ledger, gate = tmp_path / "ledger", tmp_path / "gate"
+    first = await workers().start()
+    async with durable.Client(db_url) as client:
+        task = await client.launch(
+            "tests.acceptance.workflows:times_out_then_cleans_up", args=[str(ledger), str(gate)]
+        )
+        await follow_until(client, task.id, "cleaning")  # timed out, blocked on the gate now
+        first.signal(signal.SIGKILL)
+        assert await first.wait() == -signal.SIGKILL
+
+        gate.touch()
+        await workers().start()
+        with pytest.raises(durable.TaskCancelled):
+            await client.result(task.id, timeout=30)
+        assert ledger.read_text().splitlines() == ["cleanup"]  # recorded: not run again
+        lines = [line async for line in client.tail(task.id)]
+        assert lines == ["waiting", "cleaning", "cleaned"]
+
+
+async def test_a_task_cancelled_before_its_first_record_still_runs_its_cleanup(
+    db_url: str, workers: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    """Its worker died in the first step (nothing recorded); the cancellation lands in the try."""
+    ledger, gate = tmp_path / "ledger", tmp_path / "gate"
+    first = await workers().start()
+    async with durable.Client(db_url) as client:
+        task = await client.launch(
+            "tests.acceptance.workflows:undoes_its_first_step", args=[str(ledger), str(gate)]
+        )
+        await follow_until(client, task.id, "start")  # flushed before the step's code runs
+        first.signal(signal.SIGKILL)
+        assert await first.wait() == -signal.SIGKILL
+        assert await client.cancel(task.id) == "running"  # held by the dead worker
+
+        await workers().start()
+        with pytest.raises(durable.TaskCancelled):
+            await client.result(task.id, timeout=30)
+        assert ledger.read_text().splitlines() == ["undo"]
+        lines = [line async for line in client.tail(task.id)]
+        assert lines == ["start", "undone"]
+
+
+async def test_children_are_cancelled_even_if_the_parents_worker_dies_on_the_way(
+    db_url: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    """The worker dies while cancelling a cancelled parent's children: the next one does it.
+
+    A lock held by the test on one child stops the worker's statement that cancels the
+    children; the worker is then killed and that statement's backend terminated, as if the
+    worker had died just before sending it. The parent must not be final yet (else nothing
+    would ever run it, or its children's cancellation, again).
+    """
+    first = await workers().start()
+    observer = await asyncpg.connect(db_url)
+    try:
+        async with durable.Client(db_url) as client:
+            parent = await client.launch("tests.acceptance.workflows:parent_of_sleepers")
+            await follow_until(client, parent.id, "children started")
+            await wait_for_state(client, parent.id, "suspended", timeout=30)
+            children = sorted(t.id for t in await client.list_tasks() if t.parent_id == parent.id)
+            for child in children:
+                await wait_for_state(client, child, "suspended", timeout=30)
+
+            async with observer.transaction():
+                await observer.execute(
+                    "SELECT 1 FROM durable.tasks WHERE id = $1 FOR UPDATE", children[0]
+                )
+                await client.cancel(parent.id)
+                blocked = await eventually_fetch(
+                    observer,
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))",
+                )
+                first.signal(signal.SIGKILL)
+                assert await first.wait() == -signal.SIGKILL
+                await observer.execute("SELECT pg_terminate_backend($1)", blocked)
+            assert (await client.get(parent.id)).state == "running"  # not final yet
+
+            await workers().start()
+            for child in children:
+                await wait_for_state(client, child, "cancelled", timeout=30)
+            with pytest.raises(durable.TaskCancelled):
+                await client.result(parent.id, timeout=30)
+    finally:
+        await observer.close()
+
+
+async def eventually_fetch(conn: asyncpg.Connection, query: str, timeout: float = 10) -> Any:
+    """The first value of ``query`` once it returns a row (bounded)."""
+    deadline = time.monotonic() + timeout
+    while (value := await conn.fetchval(query)) is None:
+        assert time.monotonic() < deadline, f"nothing came of {query!r} in {timeout} s"
+        # Another process's backend announces nothing: a bounded poll is the wait.
+        await asyncio.sleep(0.02)
+    return value

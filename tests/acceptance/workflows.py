@@ -234,3 +234,43 @@ async def cleans_up_slowly(
         raise
     print("woke up")
     return "slept"
+
+
+@durable.workflow(timeout=2)
+async def times_out_then_cleans_up(ctx: durable.Context, ledger: str, gate: str) -> str:
+    """Cancelled by its timeout while sleeping; its cleanup blocks on a gate."""
+    print("waiting")
+    try:
+        await ctx.sleep(3600)
+    except durable.Cancelled:
+        async with ctx.cleanup():
+            await ctx.step(append, ledger, "cleanup", name="cleanup")
+            print("cleaning")
+            await ctx.step(wait_for_file, gate, name="gate")
+            print("cleaned")
+        raise
+    return "slept"
+
+
+@durable.workflow
+async def undoes_its_first_step(ctx: durable.Context, ledger: str, gate: str) -> str:
+    """A first step that blocks on a gate; cancelled, it undoes it."""
+    print("start")
+    try:
+        await ctx.step(wait_for_file, gate, name="work")
+    except durable.Cancelled:
+        async with ctx.cleanup():
+            await ctx.step(append, ledger, "undo", name="undo")
+            print("undone")
+        raise
+    return "worked"
+
+
+@durable.workflow
+async def parent_of_sleepers(ctx: durable.Context) -> None:
+    """Two children that sleep for an hour; the parent waits for them."""
+    first = await ctx.start(sleeper, 3600)
+    second = await ctx.start(sleeper, 3600)
+    print("children started")
+    await first.result()
+    await second.result()
