@@ -12,19 +12,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 
 import durable
 from tests.helpers.processes import WorkerProcess
-from tests.helpers.waiting import follow_until, wait_for_state
+from tests.helpers.waiting import follow_until, poll_until, wait_for_state
 
 SLOW_CLEANUP = "tests.acceptance.workflows:cleans_up_slowly"
 
@@ -167,14 +164,22 @@ async def test_children_are_cancelled_even_if_the_parents_worker_dies_on_the_way
                     "SELECT 1 FROM durable.tasks WHERE id = $1 FOR UPDATE", children[0]
                 )
                 await client.cancel(parent.id)
-                blocked = await eventually_fetch(
-                    observer,
-                    "SELECT pid FROM pg_stat_activity"
-                    " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))",
-                )
+                blocked: list[int] = []
+
+                async def worker_blocked() -> bool:
+                    blocked[:] = (
+                        await observer.fetchval(
+                            "SELECT array_agg(pid) FROM pg_stat_activity"
+                            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+                        )
+                        or []
+                    )
+                    return bool(blocked)
+
+                await poll_until(worker_blocked, "the worker to block on the locked child")
                 first.signal(signal.SIGKILL)
                 assert await first.wait() == -signal.SIGKILL
-                await observer.execute("SELECT pg_terminate_backend($1)", blocked)
+                await observer.execute("SELECT pg_terminate_backend($1)", blocked[0])
             assert (await client.get(parent.id)).state == "running"  # not final yet
 
             await workers().start()
@@ -184,13 +189,3 @@ async def test_children_are_cancelled_even_if_the_parents_worker_dies_on_the_way
                 await client.result(parent.id, timeout=30)
     finally:
         await observer.close()
-
-
-async def eventually_fetch(conn: asyncpg.Connection, query: str, timeout: float = 10) -> Any:
-    """The first value of ``query`` once it returns a row (bounded)."""
-    deadline = time.monotonic() + timeout
-    while (value := await conn.fetchval(query)) is None:
-        assert time.monotonic() < deadline, f"nothing came of {query!r} in {timeout} s"
-        # Another process's backend announces nothing: a bounded poll is the wait.
-        await asyncio.sleep(0.02)
-    return value

@@ -25,7 +25,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -34,6 +34,7 @@ import pytest
 import durable
 from tests.acceptance import chaos_workflows as wf
 from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import poll_until
 
 pytestmark = pytest.mark.chaos
 
@@ -144,7 +145,7 @@ async def test_frozen_worker_does_not_rerun_a_recorded_step(
                 events = await client.events(task.id)
                 return any(e.kind == "sleep" for e in events)
 
-            await _eventually(timer_recorded, "the timer after s0 to be recorded")
+            await poll_until(timer_recorded, "the timer after s0 to be recorded")
             first.signal(signal.SIGSTOP)  # frozen during its in-memory 1 s timer
             try:
                 second = await workers().start()
@@ -162,7 +163,7 @@ async def test_frozen_worker_does_not_rerun_a_recorded_step(
                 )
                 return first.pid in {r["pid"] for r in pids} or late > 0
 
-            await _eventually(first_is_back, "the frozen worker to wake up")
+            await poll_until(first_is_back, "the frozen worker to wake up")
             # Whatever A started when it woke, it has finished once it has stopped.
             first.signal(signal.SIGTERM)
             assert await first.wait(timeout=15) == 0
@@ -175,16 +176,6 @@ async def test_frozen_worker_does_not_rerun_a_recorded_step(
         assert set(runs) == {"s0", "s1"}
     finally:
         await observer.close()
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
-    """Wait (bounded) for a condition on rows to become true."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        # Rows in the ledger and tasks tables announce nothing: a bounded poll is the wait.
-        await asyncio.sleep(0.02)
 
 
 async def _under_way(client: durable.Client, task_id: int) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
@@ -37,6 +37,7 @@ from tests.helpers.processes import (
     run_cli,
 )
 from tests.helpers.proxy import Proxy
+from tests.helpers.waiting import poll_until
 
 TASKS = 6
 STEPS = 12
@@ -74,16 +75,6 @@ class Progress:
             while self.lines < count:
                 self._changed.clear()
                 await self._changed.wait()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
-    """Wait (bounded) for a condition on rows or log lines to become true."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        # Rows and log lines of another process announce nothing: a bounded poll is the wait.
-        await asyncio.sleep(0.05)
 
 
 def count_logs(worker: WorkerProcess, event: str) -> int:
@@ -174,7 +165,7 @@ async def test_terminated_backends_mid_run(
             back = count_logs(worker, "listen connection re-established")
             return fresh > 0 and lost > 0 and back == lost
 
-        await eventually(listening_again, "the worker to LISTEN again")
+        await poll_until(listening_again, "the worker to LISTEN again")
 
         async with durable.Client(db_url) as client:
             await check_each_step_once(client, observer, task_ids, STEPS)
@@ -256,7 +247,7 @@ async def test_lost_reply_to_a_claim_leaves_no_task_running_forever(db_url: str)
                     return bool(state == "running")
 
                 # The NOTIFY gets through, the claim runs, its reply is lost.
-                await eventually(claimed, "the claim to commit on the server")
+                await poll_until(claimed, "the claim to commit on the server")
                 assert proxy.lost == 1
                 await proxy.break_connections()
                 proxy.deliver_results()

@@ -1,8 +1,10 @@
-"""Await task states through the client's notifications (no sleeps)."""
+"""Await task states through the client's notifications; poll only what announces nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 
 import durable
 
@@ -26,3 +28,16 @@ async def follow_until(client: durable.Client, task_id: int, wanted: str) -> Non
         if line == wanted:
             return
     raise AssertionError(f"the task ended before printing {wanted!r}")
+
+
+async def poll_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
+    """Until ``check()`` is true, failing after ``timeout`` s with ``what`` it waited for.
+
+    Only for what announces nothing: rows another process writes without a NOTIFY, a lock
+    queue in pg_locks, a backend's state in pg_stat_activity. A bounded poll is the wait there.
+    """
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
