@@ -203,14 +203,7 @@ class Client:
             return info.result
         if info.state == TaskState.CANCELLED:
             raise TaskCancelled(f"task {task_id} was cancelled", task_id=task_id)
-        error = info.error or {}
-        raise TaskFailed(
-            f"task {task_id} failed: {error.get('type')}: {error.get('message')}",
-            task_id=task_id,
-            error_type=error.get("type"),
-            error_message=error.get("message"),
-            traceback=error.get("traceback"),
-        )
+        raise TaskFailed.from_error(f"task {task_id}", task_id, info.error)
 
     # -- control -----------------------------------------------------------------------------
 

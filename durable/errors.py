@@ -63,6 +63,19 @@ class TaskFailed(DurableError):
         self.error_message = error_message
         self.traceback = traceback
 
+    @classmethod
+    def from_error(cls, what: str, task_id: int, error: dict[str, Any] | None) -> TaskFailed:
+        """From a task's stored error (``type``, ``message``, ``traceback``); ``what`` names
+        the task in the message (``"task 7"``, ``"child task 7"``)."""
+        error = error or {}
+        return cls(
+            f"{what} failed: {error.get('type')}: {error.get('message')}",
+            task_id=task_id,
+            error_type=error.get("type"),
+            error_message=error.get("message"),
+            traceback=error.get("traceback"),
+        )
+
 
 class TaskCancelled(DurableError):
     """The task was cancelled."""

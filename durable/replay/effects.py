@@ -440,11 +440,4 @@ def _child_outcome(payload: dict[str, Any], child_id: int) -> Any:
         return payload["result"]
     if state == "cancelled":
         raise TaskCancelled(f"child task {child_id} was cancelled", task_id=child_id)
-    error = payload["error"] or {}
-    raise TaskFailed(
-        f"child task {child_id} failed: {error.get('type')}: {error.get('message')}",
-        task_id=child_id,
-        error_type=error.get("type"),
-        error_message=error.get("message"),
-        traceback=error.get("traceback"),
-    )
+    raise TaskFailed.from_error(f"child task {child_id}", child_id, payload["error"])

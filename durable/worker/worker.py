@@ -178,15 +178,7 @@ class Worker:
         )
         try:
             await listener.start()
-            await store.register_worker(
-                self.id,
-                socket.gethostname(),
-                os.getpid(),
-                self.queues,
-                self.concurrency,
-                self.lease_timeout,
-                self._local_identity,
-            )
+            await self._register(store)
         except BaseException:
             await listener.close()
             await store.close()
@@ -371,15 +363,7 @@ class Worker:
                 alive = await self._store.heartbeat(self.id)
                 if not alive:
                     self._lost_registration()
-                    await self._store.register_worker(
-                        self.id,
-                        socket.gethostname(),
-                        os.getpid(),
-                        self.queues,
-                        self.concurrency,
-                        self.lease_timeout,
-                        self._local_identity,
-                    )
+                    await self._register(self._store)
                 self._heartbeat_ok_at = sent_at
                 exited = await self._exited_local_workers()
                 reclaimed = await self._store.reclaim(self.max_attempts, exited)
@@ -409,6 +393,19 @@ class Worker:
                 wait = min(wait, max(next_expiry_in + EXPIRY_MARGIN, EXPIRY_MARGIN))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._heartbeat_poke.wait(), wait)
+
+    async def _register(self, store: Store) -> None:
+        """This worker's row in durable.workers, with its own lease timeout (others judge it
+        by that one) and the identity that lets workers of its machine see it exit."""
+        await store.register_worker(
+            self.id,
+            socket.gethostname(),
+            os.getpid(),
+            self.queues,
+            self.concurrency,
+            self.lease_timeout,
+            self._local_identity,
+        )
 
     async def _exited_local_workers(self) -> list[str]:
         """Workers of this machine and pid namespace whose process is gone (liveness.py):
