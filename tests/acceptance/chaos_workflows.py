@@ -238,3 +238,17 @@ async def ledger_report(conn: asyncpg.Connection) -> LedgerReport:
     report.unrecorded = [tuple(r) for r in await conn.fetch(UNRECORDED_RUNS)]
     report.stamp_mismatches = [tuple(r) for r in await conn.fetch(STAMP_MISMATCHES)]
     return report
+
+
+# Every task's event log and its log lines, in order: what the chaos tests check at the end.
+EVENT_LOGS = """
+SELECT task_id, array_agg(seq ORDER BY seq) AS seqs, array_agg(kind ORDER BY seq) AS kinds,
+       array_agg(label ORDER BY seq) AS labels
+FROM durable.events GROUP BY task_id
+"""
+
+TASK_LOGS = """
+SELECT task_id, array_agg(line_no ORDER BY line_no) AS numbers,
+       array_agg(line ORDER BY line_no) AS lines
+FROM durable.logs GROUP BY task_id
+"""

@@ -52,18 +52,6 @@ UNFINISHED = """
 SELECT id FROM durable.tasks WHERE state NOT IN ('complete', 'failed', 'cancelled') ORDER BY id
 """
 
-EVENT_LOGS = """
-SELECT task_id, array_agg(seq ORDER BY seq) AS seqs, array_agg(kind ORDER BY seq) AS kinds,
-       array_agg(label ORDER BY seq) AS labels
-FROM durable.events GROUP BY task_id
-"""
-
-TASK_LOGS = """
-SELECT task_id, array_agg(line_no ORDER BY line_no) AS numbers,
-       array_agg(line ORDER BY line_no) AS lines
-FROM durable.logs GROUP BY task_id
-"""
-
 
 async def test_random_worker_kills_lose_nothing_and_rerun_no_recorded_step(
     db_url: str, workers: Callable[..., WorkerProcess]
@@ -222,7 +210,7 @@ def _check_tasks(infos: dict[int, durable.TaskInfo], plans: dict[int, list[float
 
 
 async def _check_events(observer: asyncpg.Connection, plans: dict[int, list[float]]) -> None:
-    logs = {row["task_id"]: row for row in await observer.fetch(EVENT_LOGS)}
+    logs = {row["task_id"]: row for row in await observer.fetch(wf.EVENT_LOGS)}
     wrong: dict[int, Any] = {}
     for task_id, pauses in plans.items():
         row = logs.get(task_id)
@@ -255,7 +243,7 @@ async def _check_logs(
     plans: dict[int, list[float]],
     infos: dict[int, durable.TaskInfo],
 ) -> None:
-    logs = {row["task_id"]: row for row in await observer.fetch(TASK_LOGS)}
+    logs = {row["task_id"]: row for row in await observer.fetch(wf.TASK_LOGS)}
     wrong: dict[int, Any] = {}
     for task_id, pauses in plans.items():
         row = logs.get(task_id)

@@ -54,7 +54,7 @@ import pytest
 
 import durable
 from tests.acceptance import chaos_effects_workflows as wf
-from tests.acceptance.chaos_workflows import LedgerReport, ledger_report
+from tests.acceptance.chaos_workflows import EVENT_LOGS, TASK_LOGS, LedgerReport, ledger_report
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.waiting import follow_until
 
@@ -75,18 +75,6 @@ MAILBOXES = 4
 CANCEL_MODES = ("sleep", "sleep", "promise", "promise", "child", "child", "naps", "naps")
 
 TASKS = "SELECT id, name, workflow, state, parent_id, result, error, attempts FROM durable.tasks"
-
-EVENT_LOGS = """
-SELECT task_id, array_agg(seq ORDER BY seq) AS seqs, array_agg(kind ORDER BY seq) AS kinds,
-       array_agg(label ORDER BY seq) AS labels
-FROM durable.events GROUP BY task_id
-"""
-
-TASK_LOGS = """
-SELECT task_id, array_agg(line_no ORDER BY line_no) AS numbers,
-       array_agg(line ORDER BY line_no) AS lines
-FROM durable.logs GROUP BY task_id
-"""
 
 # When each cancelled task's cleanup step ran (ledger) and when its cancellation landed (event).
 CLEANUPS = """

@@ -30,10 +30,7 @@ import durable
 from tests.acceptance import chaos_workflows as wf
 from tests.acceptance.conftest import FAST
 from tests.helpers.processes import (
-    REPO_ROOT,
     WorkerProcess,
-    command,
-    environment,
     run_cli,
 )
 from tests.helpers.proxy import Proxy
@@ -277,26 +274,6 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def run_worker_cli(*args: str, timeout: float = 30) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *command("durable-worker"),
-        *args,
-        cwd=REPO_ROOT,
-        env=environment(""),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 URL = "{url}"  # where the test puts the URL of the database that is down
 
 
@@ -323,11 +300,8 @@ async def test_cli_against_a_database_that_is_down(
         port = closed_port() if down == "refused" else proxy.port
         url = f"postgresql://user:s3cret@127.0.0.1:{port}/db"
         args = [url if arg == URL else arg for arg in argv]
-        if program == "durable-worker":
-            code, out, err = await run_worker_cli(*args)
-        else:
-            result = await run_cli(None, *args, timeout=30)
-            code, out, err = result.code, result.stdout, result.stderr
+        result = await run_cli(None, *args, timeout=30, script=program)
+        code, out, err = result.code, result.stdout, result.stderr
         if down == "hung-up":
             assert proxy.refused > 0
     assert code == 2, (code, out, err)

@@ -57,13 +57,14 @@ async def run_cli(
     timeout: float = 60,
     cwd: Path = REPO_ROOT,
     env: dict[str, str] | None = None,
+    script: str = "durable",
 ) -> CliResult:
-    """Run ``durable ARGS`` to completion."""
+    """Run ``durable ARGS`` (or ``script ARGS``: ``durable-worker``) to completion."""
     process_env = environment(db_url or "", env)
     if db_url is None:
         process_env.pop("DURABLE_DATABASE_URL")
     process = await asyncio.create_subprocess_exec(
-        *command("durable"),
+        *command(script),
         *args,
         cwd=cwd,
         env=process_env,
