@@ -107,6 +107,10 @@ class StepFailed(DurableError):
     message (``error_message`` is the same); ``str()`` of it names the step too.
     """
 
+    # The seq of the failed step's event, when the engine raised it (`durable retry` runs the
+    # steps whose failure ended a task again).
+    seq: int | None = None
+
     def __init__(self, error_type: str, message: str, *, step: str | None = None) -> None:
         super().__init__(message)
         self.error_type = error_type

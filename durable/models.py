@@ -31,22 +31,27 @@ FINAL_STATES = frozenset({TaskState.COMPLETE, TaskState.FAILED, TaskState.CANCEL
 
 
 class EventKind(enum.StrEnum):
-    """What a recorded event is the outcome of."""
+    """What a recorded event is the outcome of (the ``kind`` column of the event log)."""
 
     STEP = "step"
     TRANSACTION = "transaction"
     SLEEP = "sleep"
+    # A timer of asyncio's own inside a workflow (asyncio.timeout, wait_for, sleep).
+    TIMER = "timer"
     NOW = "now"
     RANDOM = "random"
     UUID = "uuid"
     CHILD = "child"
+    CHILD_RESULT = "child_result"
     PROMISE = "promise"
     RESOLVE = "resolve"
     REJECT = "reject"
     PEEK = "peek"
     NOTIFICATION = "notification"
     PATCH = "patch"
-    HTTP = "http"
+    # Where a cancellation landed, and where `durable retry` resumed a task.
+    CANCEL = "cancel"
+    RETRY = "retry"
 
     def __str__(self) -> str:
         return self.value

@@ -17,12 +17,10 @@ from typing import Any, TextIO
 from durable.replay.engine import Engine
 
 
-class TaskLog:
-    """Collects text written by one task and hands complete lines to its engine."""
+class LineSink:
+    """Turns written text into lines (thread-safe: sync steps print from threads)."""
 
-    def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
-        self.engine = engine
-        self.loop = loop
+    def __init__(self) -> None:
         self._partial = ""
         self._lock = threading.Lock()
 
@@ -42,20 +40,39 @@ class TaskLog:
             self._emit(rest)
 
     def _emit(self, line: str) -> None:
-        if _on_loop_thread(self.loop):
+        raise NotImplementedError
+
+
+class TaskLog(LineSink):
+    """What workflow code prints: lines handed to its engine at once, in order."""
+
+    def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.engine = engine
+        self.loop = loop
+        self._thread = threading.get_ident()
+
+    def _emit(self, line: str) -> None:
+        if threading.get_ident() == self._thread:
             self.engine.log_line(line)
-        else:
+        else:  # not workflow code (which runs on the loop's thread): hand it over
             self.loop.call_soon_threadsafe(self.engine.log_line, line)
 
 
-def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
+class StepOutput(LineSink):
+    """What a step's code prints: kept until the step's outcome is delivered, then written
+    to the task's log at that point (a replay counts them there without the step running)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def _emit(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
 
 
-current_log: contextvars.ContextVar[TaskLog | None] = contextvars.ContextVar(
+current_log: contextvars.ContextVar[LineSink | None] = contextvars.ContextVar(
     "durable_current_log", default=None
 )
 

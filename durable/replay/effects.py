@@ -1,20 +1,24 @@
-"""One function per effect kind. Each takes the engine and an already-assigned seq."""
+"""One function per effect kind: the part the workflow awaits, and the performer behind it.
+
+Each function runs in workflow code with an already-assigned seq: it matches the recorded
+event, builds a *performer* (the coroutine that does the effect on the worker's loop, on new
+ground only) and waits for the engine to deliver the outcome, which it turns into the value or
+exception the workflow sees. Decoding happens here, on delivery, the same way on the first run
+and on every replay.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
-import inspect
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from durable import serialization
 from durable.errors import (
-    Cancelled,
     PromiseRejected,
     SerializationError,
     StepFailed,
@@ -24,17 +28,31 @@ from durable.errors import (
     Timeout,
 )
 from durable.models import Notification, PromiseState
-from durable.replay.engine import Condition, Engine
+from durable.replay import capture
+from durable.replay.engine import (
+    CANCEL_MESSAGE,
+    Arrival,
+    Condition,
+    Effect,
+    Engine,
+    current_engine,
+    in_cleanup,
+)
+from durable.replay.history import (
+    CHILD,
+    CHILD_RESULT,
+    NOTIFICATION,
+    PEEK,
+    PRINTED_LINES,
+    PROMISE,
+    SLEEP,
+    STEP,
+    TRANSACTION,
+    error_payload,
+)
 from durable.retry import RetryPolicy
 
-# The engine of the workflow running in this asyncio task; None outside workflows and inside a
-# step's own code (a step calling another @durable.step makes a plain call).
-current_engine: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
-    "durable_current_engine", default=None
-)
-
-STEP = "step"
-SLEEP = "sleep"
+__all__ = ["CANCEL_MESSAGE", "current_engine", "in_cleanup"]
 
 
 def step_label(fn: Callable[..., Any], name: str | None) -> str:
@@ -43,6 +61,9 @@ def step_label(fn: Callable[..., Any], name: str | None) -> str:
         return name
     target = fn.func if isinstance(fn, functools.partial) else fn
     return str(getattr(target, "__qualname__", None) or getattr(target, "__name__", repr(target)))
+
+
+# -- steps ------------------------------------------------------------------------------------
 
 
 async def run_step(
@@ -60,48 +81,95 @@ async def run_step(
     recorded = engine.match(seq, STEP, label)
     attempts_done = 0
     next_at: datetime | None = None
-    if recorded is not None:
-        payload = recorded.payload
-        if payload["status"] == "ok":
-            return payload["value"]
-        if payload["status"] == "error":
-            raise _recorded_error(payload, label)
-        attempts_done = int(payload["attempts"])
-        next_at = datetime.fromisoformat(payload["next_at"])
+    if recorded is not None and not recorded.is_final() and not recorded.retried:
+        attempts_done = int(recorded.payload["attempts"])
+        next_at = datetime.fromisoformat(recorded.payload["next_at"])
     policy = retry or engine.default_retry
+
+    async def perform(effect: Effect) -> Arrival:
+        return await _perform_step(
+            engine, effect, fn, args, kwargs, policy, timeout, attempts_done, next_at
+        )
+
+    payload = await engine.effect(seq, STEP, label, recorded, perform)
+    return _step_outcome(payload, label, seq)
+
+
+async def _perform_step(
+    engine: Engine,
+    effect: Effect,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    policy: RetryPolicy,
+    timeout: float | None,
+    attempts_done: int,
+    next_at: datetime | None,
+) -> Arrival:
+    seq, label = effect.seq, effect.label
     # A step may depend on values already handed out (now, random, ...): record them first.
-    await _cancellable(engine, engine.flush())
+    await engine.flush()
+    # What the step's code prints reaches the task's log when its outcome is delivered.
+    output = capture.StepOutput()
+    capture.current_log.set(output)  # this performer's own context
     while True:
         if next_at is not None:
-            await _cancellable(engine, engine.wait_until(next_at))
-        await _cancellable(engine, engine.gate())
+            await engine.wait_until(effect, next_at)
+        await engine.admit_step()
         attempt = attempts_done + 1
         try:
             with engine.activity():
-                value = await _cancellable(engine, _call(fn, args, kwargs, timeout))
+                try:
+                    value = await engine.host.call_step(fn, args, kwargs, timeout)
+                finally:
+                    output.flush_partial()
             text, value = serialization.encode(value, f"step {label!r} result")
         except SerializationError as error:  # not retried: the same code returns the same
-            await engine.record(seq, STEP, label, _error_payload(error, attempt))
-            raise StepResultNotSerializable(str(error), step=label) from error
+            return _printed(error_payload(error, attempt), output), None
+        except asyncio.CancelledError as error:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the workflow stopped waiting for it
+            # the step's code cancelled itself
+            return _printed(error_payload(error, attempt), output), None
         except Exception as error:
             if policy.retries(error, attempt):
                 next_at = engine.clock() + timedelta(seconds=policy.interval(attempt))
-                payload = _error_payload(error, attempt)
+                payload = error_payload(error, attempt)
                 payload.update(status="retrying", next_at=next_at.isoformat())
                 await engine.record(seq, STEP, label, payload)
                 attempts_done = attempt
                 continue
-            await engine.record(seq, STEP, label, _error_payload(error, attempt))
-            raise StepFailed(type(error).__name__, str(error), step=label) from error
-        # Carried by the next write (see Engine.buffer_soon): "a step, then return" is one commit.
-        # (The payload is {"status": "ok", "value": value, "attempts": attempt}, built as text
-        # around the one serialisation of the value.)
-        payload_text = f'{{"status":"ok","value":{text},"attempts":{attempt}}}'
-        engine.buffer_soon(seq, STEP, label, payload_text)
-        return value
+            return _printed(error_payload(error, attempt), output), None
+        except BaseException as error:  # SystemExit, KeyboardInterrupt from a step's code
+            return _printed(error_payload(error, attempt), output), None
+        return _printed({"status": "ok", "value": value, "attempts": attempt}, output), text
 
 
-TRANSACTION = "transaction"
+def _printed(payload: dict[str, Any], output: capture.StepOutput) -> dict[str, Any]:
+    if output.lines:
+        payload[PRINTED_LINES] = output.lines
+    return payload
+
+
+def _step_outcome(payload: dict[str, Any], label: str, seq: int) -> Any:
+    if payload["status"] == "ok":
+        return payload["value"]
+    raise recorded_error(payload, label, seq)
+
+
+def recorded_error(payload: dict[str, Any], label: str, seq: int) -> Exception:
+    """The exception a failed step or transaction raises in the workflow (a fresh one)."""
+    error: StepFailed
+    if payload["error_type"] == "SerializationError":
+        error = StepResultNotSerializable(payload["message"], step=label)
+    else:
+        error = StepFailed(payload["error_type"], payload["message"], step=label)
+    error.seq = seq  # `durable retry` runs the steps whose failure ended the task again
+    return error
+
+
+# -- transactions -------------------------------------------------------------------------------
 
 
 async def run_transaction(
@@ -109,143 +177,43 @@ async def run_transaction(
 ) -> Any:
     """``fn(conn, *args)`` and its event in one database transaction: exactly once."""
     recorded = engine.match(seq, TRANSACTION, label)
-    if recorded is not None:
-        if recorded.payload["status"] == "ok":
-            return recorded.payload["value"]
-        raise _recorded_error(recorded.payload, label)
-    await _cancellable(engine, engine.flush())
-    await _cancellable(engine, engine.gate())
 
-    async def body(connection: Any) -> Any:
-        context = contextvars.copy_context()
-        context.run(current_engine.set, None)
-        value = await asyncio.get_running_loop().create_task(fn(connection, *args), context=context)
-        return serialization.check(value, f"transaction {label!r} result")
+    async def perform(effect: Effect) -> Arrival:
+        await engine.flush()
+        await engine.admit_step()
 
-    try:
-        with engine.activity():
-            payload = await _cancellable(
-                engine, engine.journal.transaction(seq, TRANSACTION, label, body)
-            )
-    except SerializationError as error:
-        await engine.record(seq, TRANSACTION, label, _error_payload(error, 1))
-        raise StepResultNotSerializable(str(error), step=label) from error
-    except Exception as error:
-        # Rolled back: nothing of fn's happened. The failure is recorded so that replay takes
-        # the same branch.
-        await engine.record(seq, TRANSACTION, label, _error_payload(error, 1))
-        raise StepFailed(type(error).__name__, str(error), step=label) from error
-    return payload["value"]
+        async def body(connection: Any) -> Any:
+            value = await fn(connection, *args)
+            return serialization.check(value, f"transaction {label!r} result")
 
-
-def _error_payload(error: BaseException, attempt: int) -> dict[str, Any]:
-    return {
-        "status": "error",
-        "error_type": type(error).__name__,
-        "message": str(error),
-        "attempts": attempt,
-    }
-
-
-def _recorded_error(payload: dict[str, Any], label: str) -> Exception:
-    if payload["error_type"] == "SerializationError":
-        return StepResultNotSerializable(payload["message"], step=label)
-    return StepFailed(payload["error_type"], payload["message"], step=label)
-
-
-async def _call(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
-) -> Any:
-    # The step's own code runs outside the workflow: effects it would issue are plain calls.
-    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "func", None)
-    )
-    if is_async and timeout is None:
-        # Awaited in the workflow's own task (no task per step): the workflow is parked on
-        # this await meanwhile, so switching its context variable for the duration is safe.
-        # As with any plain `await`, context variables the step sets stay set afterwards.
-        token = current_engine.set(None)
         try:
-            result = await fn(*args, **kwargs)
-        finally:
-            current_engine.reset(token)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
-    context = contextvars.copy_context()
-    context.run(current_engine.set, None)
-    if is_async:
-        awaitable: Awaitable[Any] = asyncio.get_running_loop().create_task(
-            fn(*args, **kwargs), context=context
-        )
-    else:
-        # Sync code runs in a thread so it cannot block the other tasks of the worker.
-        call = functools.partial(context.run, fn, *args, **kwargs)
-        awaitable = asyncio.get_running_loop().run_in_executor(None, call)
-    if timeout is None:
-        result = await awaitable
-    else:
-        result = await asyncio.wait_for(awaitable, timeout)
-    if inspect.isawaitable(result):  # a sync callable that returned a coroutine
-        result = await result
-    return result
+            with engine.activity():
+                return await engine.journal.transaction(seq, TRANSACTION, label, body), None
+        except Exception as error:
+            # Rolled back: nothing of fn's happened. The failure is recorded on delivery so
+            # that replay takes the same branch.
+            return error_payload(error, 1), None
+
+    payload = await engine.effect(seq, TRANSACTION, label, recorded, perform)
+    return _step_outcome(payload, label, seq)
 
 
-# The message of the asyncio cancellation that means "the task was cancelled" (as opposed to
-# the worker suspending or handing over the run).
-CANCEL_MESSAGE = "durable: task cancelled"
-
-# True inside `async with ctx.cleanup():` effects run there although the task is cancelled.
-in_cleanup: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "durable_in_cleanup", default=False
-)
-
-
-def cancel_point(engine: Engine) -> None:
-    """Raise durable.Cancelled here if the task is being cancelled (outside cleanup blocks).
-
-    Not during replay: a resumed run must first reach the point where it was, so that the
-    cancellation lands where the workflow is now waiting and its cleanup code can run; or,
-    if an earlier run was cancelled and crashed in its cleanup, the point where that
-    cancellation landed (its recorded marker), so that the cleanup replays and goes on.
-    """
-    engine.skip_retried_cancellation()
-    if not engine.cancel_requested or in_cleanup.get():
-        return
-    if engine.is_replaying() and engine.recorded_cancellation() is None:
-        return
-    engine.land_cancellation()
-    raise Cancelled(f"task {engine.task_id} was cancelled")
-
-
-async def _cancellable(engine: Engine, awaitable: Awaitable[Any]) -> Any:
-    """Await, turning the worker's cancellation of this task into durable.Cancelled."""
-    try:
-        cancel_point(engine)
-    except Cancelled:
-        if inspect.iscoroutine(awaitable):
-            awaitable.close()  # never started: no "never awaited" warning
-        raise
-    try:
-        return await awaitable
-    except asyncio.CancelledError as error:
-        durable_cancel = bool(error.args) and error.args[0] == CANCEL_MESSAGE
-        if durable_cancel and not in_cleanup.get():
-            engine.land_cancellation()
-            raise Cancelled(f"task {engine.task_id} was cancelled") from None
-        raise
+# -- time --------------------------------------------------------------------------------------
 
 
 async def sleep_until(engine: Engine, seq: int, deadline: datetime) -> None:
-    """A durable timer: the deadline is recorded first, so a resumed run waits only the rest."""
+    """A durable timer: the deadline is recorded when issued, so a resumed run waits the rest."""
     recorded = engine.match(seq, SLEEP, SLEEP)
     if recorded is not None:
         deadline = datetime.fromisoformat(recorded.payload["until"])
     else:
-        await _cancellable(
-            engine, engine.record(seq, SLEEP, SLEEP, {"until": deadline.isoformat()})
-        )
-    await _cancellable(engine, engine.wait_until(deadline))
+        engine.buffer_soon(seq, SLEEP, SLEEP, {"until": deadline.isoformat()})
+
+    async def perform(effect: Effect) -> Arrival:
+        await engine.wait_until(effect, deadline)
+        return {"until": deadline.isoformat()}, None
+
+    await engine.effect(seq, SLEEP, SLEEP, recorded, perform)
 
 
 def now(engine: Engine) -> datetime:
@@ -271,34 +239,28 @@ async def await_promise(engine: Engine, seq: int, promise_id: str, timeout: floa
     """The value of durable promise ``promise_id`` (suspending while it is pending)."""
     recorded = engine.match(seq, PROMISE, promise_id)
     deadline: datetime | None = None
-    if recorded is not None:
-        outcome = _promise_outcome(recorded.payload, promise_id)
-        if outcome is not _WAITING:
-            return outcome
+    if recorded is not None and not recorded.is_final():
         until = recorded.payload.get("until")
         deadline = None if until is None else datetime.fromisoformat(until)
-    elif timeout is not None:
+    elif recorded is None and timeout is not None:
         deadline = engine.clock() + timedelta(seconds=max(timeout, 0.0))
         # The timeout is a recorded timer: a replay times out at the same instant.
-        await engine.record(
+        engine.buffer_soon(
             seq, PROMISE, promise_id, {"status": "waiting", "until": deadline.isoformat()}
         )
-    while True:
-        state, value, message = await _cancellable(engine, engine.journal.peek_promise(promise_id))
-        if state != "pending":
-            payload = {"status": state, "value": value, "message": message}
-            # Completed promises never change: the record may ride with the next write.
-            engine.buffer(seq, PROMISE, promise_id, payload)
-            return _promise_outcome(payload, promise_id)
-        if deadline is not None and deadline <= engine.clock():
-            engine.buffer(seq, PROMISE, promise_id, {"status": "timeout"})
-            await engine.flush()
-            raise Timeout(f"promise {promise_id!r} was not completed in time")
-        await _cancellable(engine, engine.wait_for(Condition(promises=(promise_id,)), deadline))
 
+    async def perform(effect: Effect) -> Arrival:
+        while True:
+            with engine.activity():
+                state, value, message = await engine.journal.peek_promise(promise_id)
+            if state != "pending":
+                return {"status": state, "value": value, "message": message}, None
+            if deadline is not None and deadline <= engine.clock():
+                return {"status": "timeout"}, None
+            await engine.wait_for(effect, Condition(promises=(promise_id,)), deadline)
 
-PROMISE = "promise"
-_WAITING = object()
+    payload = await engine.effect(seq, PROMISE, promise_id, recorded, perform)
+    return _promise_outcome(payload, promise_id)
 
 
 def _promise_outcome(payload: dict[str, Any], promise_id: str) -> Any:
@@ -307,9 +269,7 @@ def _promise_outcome(payload: dict[str, Any], promise_id: str) -> Any:
         return payload["value"]
     if status == "rejected":
         raise PromiseRejected(payload["message"] or f"promise {promise_id!r} was rejected")
-    if status == "timeout":
-        raise Timeout(f"promise {promise_id!r} was not completed in time")
-    return _WAITING
+    raise Timeout(f"promise {promise_id!r} was not completed in time")
 
 
 async def complete_promise(
@@ -318,39 +278,31 @@ async def complete_promise(
     """Resolve or reject a promise from a workflow (exactly once); the state that won."""
     kind = "resolve" if state == "resolved" else "reject"
     recorded = engine.match(seq, kind, promise_id)
-    if recorded is not None:
-        payload = recorded.payload
-    else:
-        if value is not None:
-            serialization.dumps(value, f"promise {promise_id!r} value")
-        await _cancellable(engine, engine.flush())
+    if recorded is None and value is not None:
+        serialization.dumps(value, f"promise {promise_id!r} value")
+
+    async def perform(effect: Effect) -> Arrival:
+        await engine.flush()
         with engine.activity():
-            payload = await _cancellable(
-                engine,
-                engine.journal.complete_promise(seq, promise_id, promise_id, state, value, message),
-            )
+            return await engine.journal.complete_promise(
+                seq, promise_id, promise_id, state, value, message
+            ), None
+
+    payload = await engine.effect(seq, kind, promise_id, recorded, perform)
     return PromiseState(payload["state"], payload.get("value"), payload.get("message"))
 
 
-def peek_promise(engine: Engine, seq: int, promise_id: str) -> Awaitable[PromiseState]:
+async def peek_promise(engine: Engine, seq: int, promise_id: str) -> PromiseState:
     """A promise's state without waiting, recorded."""
+    recorded = engine.match(seq, PEEK, promise_id)
 
-    async def peek() -> PromiseState:
-        recorded = engine.match(seq, "peek", promise_id)
-        if recorded is None:
-            state, value, message = await _cancellable(
-                engine, engine.journal.peek_promise(promise_id)
-            )
-            payload = {"state": state, "value": value, "message": message}
-            engine.buffer(seq, "peek", promise_id, payload)
-        else:
-            payload = recorded.payload
-        return PromiseState(payload["state"], payload["value"], payload["message"])
+    async def perform(effect: Effect) -> Arrival:
+        with engine.activity():
+            state, value, message = await engine.journal.peek_promise(promise_id)
+        return {"state": state, "value": value, "message": message}, None
 
-    return peek()
-
-
-NOTIFICATION = "notification"
+    payload = await engine.effect(seq, PEEK, promise_id, recorded, perform)
+    return PromiseState(payload["state"], payload["value"], payload["message"])
 
 
 async def receive_notification(
@@ -359,33 +311,28 @@ async def receive_notification(
     """The next notification of this task's mailbox (FIFO), suspending while it is empty."""
     recorded = engine.match(seq, NOTIFICATION, NOTIFICATION)
     deadline: datetime | None = None
-    if recorded is not None:
-        payload = recorded.payload
-        if payload["status"] == "ok":
-            return _notification(payload)
-        if payload["status"] == "timeout":
-            return None
-        deadline = datetime.fromisoformat(payload["until"])
-    elif timeout is not None:
+    if recorded is not None and not recorded.is_final():
+        deadline = datetime.fromisoformat(recorded.payload["until"])
+    elif recorded is None and timeout is not None:
         deadline = engine.clock() + timedelta(seconds=max(timeout, 0.0))
-        await engine.record(
+        engine.buffer_soon(
             seq, NOTIFICATION, NOTIFICATION, {"status": "waiting", "until": deadline.isoformat()}
         )
-    await _cancellable(engine, engine.flush())
-    while True:
-        with engine.activity():
-            received = await _cancellable(
-                engine, engine.journal.consume_notification(seq, NOTIFICATION)
-            )
-        if received is not None:
-            return _notification(received)
-        if deadline is not None and deadline <= engine.clock():
-            await engine.record(seq, NOTIFICATION, NOTIFICATION, {"status": "timeout"})
-            return None
-        await _cancellable(engine, engine.wait_for(Condition(notification=True), deadline))
 
+    async def perform(effect: Effect) -> Arrival:
+        await engine.flush()
+        while True:
+            with engine.activity():
+                received = await engine.journal.consume_notification(seq, NOTIFICATION)
+            if received is not None:
+                return received, None
+            if deadline is not None and deadline <= engine.clock():
+                return {"status": "timeout"}, None
+            await engine.wait_for(effect, Condition(notification=True), deadline)
 
-def _notification(payload: dict[str, Any]) -> Notification:
+    payload = await engine.effect(seq, NOTIFICATION, NOTIFICATION, recorded, perform)
+    if payload["status"] == "timeout":
+        return None
     return Notification(
         payload["event"], payload["data"], datetime.fromisoformat(payload["created_at"])
     )
@@ -393,48 +340,43 @@ def _notification(payload: dict[str, Any]) -> Notification:
 
 # -- children -------------------------------------------------------------------------------
 
-CHILD = "child"
-CHILD_RESULT = "child_result"
-
 
 async def start_child(engine: Engine, seq: int, spec: dict[str, Any]) -> dict[str, Any]:
     """Launch a child task once: the launch and its record commit together."""
     label = spec["workflow"]
     recorded = engine.match(seq, CHILD, label)
-    if recorded is not None:
-        return dict(recorded.payload)
-    if spec["key"] is None:
-        # Deterministic per parent and seq: a launch retried after a lost reply finds it.
-        spec = {**spec, "key": f"durable-child:{engine.task_id}:{engine.run}:{seq}"}
-    serialization.dumps(spec["args"], f"child {label!r} args")
-    serialization.dumps(spec["kwargs"], f"child {label!r} kwargs")
-    await _cancellable(engine, engine.flush())
-    with engine.activity():
-        launched = await _cancellable(engine, engine.launch_child(seq, label, spec))
-        return dict(launched)
+    if recorded is None:
+        if spec["key"] is None:
+            # Deterministic per parent and seq: a launch retried after a lost reply finds it.
+            spec = {**spec, "key": f"durable-child:{engine.task_id}:{engine.generation}:{seq}"}
+        serialization.dumps(spec["args"], f"child {label!r} args")
+        serialization.dumps(spec["kwargs"], f"child {label!r} kwargs")
+
+    async def perform(effect: Effect) -> Arrival:
+        await engine.flush()
+        with engine.activity():
+            return dict(await engine.launch_child(seq, label, spec)), None
+
+    return dict(await engine.effect(seq, CHILD, label, recorded, perform))
 
 
 async def child_result(engine: Engine, seq: int, child_id: int) -> Any:
     """The result of a child task, suspending the parent until the child has ended."""
     label = str(child_id)
     recorded = engine.match(seq, CHILD_RESULT, label)
-    if recorded is not None:
-        return _child_outcome(recorded.payload, child_id)
-    while True:
-        known = engine.finished_children.get(child_id)
-        if known is None:
-            with engine.activity():
-                known = await _cancellable(engine, engine.journal.task_outcome(child_id))
-        state, result, error = known
-        if state in ("complete", "failed", "cancelled"):
-            payload = {"state": state, "result": result, "error": error}
-            # A final task never changes: the record may ride with the next write.
-            engine.buffer(seq, CHILD_RESULT, label, payload)
-            return _child_outcome(payload, child_id)
-        await _cancellable(engine, engine.wait_for(Condition(children=(child_id,)), None))
 
+    async def perform(effect: Effect) -> Arrival:
+        while True:
+            known = engine.finished_children.get(child_id)
+            if known is None:
+                with engine.activity():
+                    known = await engine.journal.task_outcome(child_id)
+            state, result, error = known
+            if state in ("complete", "failed", "cancelled"):
+                return {"state": state, "result": result, "error": error}, None
+            await engine.wait_for(effect, Condition(children=(child_id,)), None)
 
-def _child_outcome(payload: dict[str, Any], child_id: int) -> Any:
+    payload = await engine.effect(seq, CHILD_RESULT, label, recorded, perform)
     state = payload["state"]
     if state == "complete":
         return payload["result"]

@@ -1,475 +1,531 @@
-"""The engine: one run of one workflow against its journal.
+"""The engine: one run of one workflow, handed its effects' outcomes one at a time.
 
-Every effect gets its ``seq`` when the workflow *issues* it (at call time, before any await),
-so concurrent effects are numbered in issue order whatever order they finish in. At a seq that
-was recorded by an earlier run, the effect must ask for the same kind and label
-(else NonDeterminismError) and gets the recorded outcome back; past the recorded history, the
-effect is performed and its outcome buffered, then written in one round trip.
+The workflow's coroutines run on their own loop (loop.py), never on the worker's. Each effect
+gets its ``seq`` when the workflow *issues* it, and its outcome reaches the workflow as a
+*delivery*: the engine sets the effect's future, then runs the workflow until every coroutine
+waits again (quiescence), and only then makes the next delivery. Deliveries are numbered; the
+number is recorded with the outcome (history.py, ``"delivered"``).
 
-Writes are batched: values handed out synchronously (``now``, ``random``, ``uuid4``) and printed
-lines wait in a buffer; the next effect's write, or a background flush for lines, carries them.
-Before a step runs, the buffer is flushed, so nothing a step may depend on is unrecorded.
+- On new ground (past the recorded history), outcomes are delivered in the order they arrive:
+  a step that finishes, a timer that fires, a cancellation. Effects are performed by
+  *performers*, coroutines on the worker's loop (effects.py), which hand their outcome back.
+- A replay delivers recorded outcomes in their recorded order (script.py), each once the
+  workflow has issued that effect again and is quiescent. Whatever order steps happened to
+  finish in, the workflow resumes its coroutines in that same order, so it issues the same
+  effects at the same seqs and takes the same branches (SPEC 7.8). An effect issued during the
+  replay whose outcome was not delivered by the earlier run is performed once the replay has
+  made every recorded delivery. If the script's next outcome belongs to an effect the
+  quiescent workflow did not issue, the code changed: NonDeterminismError.
 
-A step's successful outcome waits in the buffer too (`buffer_soon`): the code after it is
-the workflow's own, which has no effect outside the process until its next effect, and every
-effect that reaches outside (a step's code, a transaction, a child, a promise, a timer) flushes
-first; the final write carries it when the workflow returns. So "a step, then return" costs one
-commit, not two. A crash before that write runs the step again, as a crash right after the
-step's code always could (SPEC 7.1: at-least-once until recorded). If no write comes within
-`DEFERRED_FLUSH_DELAY`, a background flush records it anyway, so a workflow that computes for a
-while after a step does not leave its outcome unrecorded meanwhile.
+Cancellation is one of the deliveries: it lands where the workflow waits (``durable.Cancelled``
+raised at its awaits), and a marker event records where, so a replay lands it at the same point.
+
+A run ends when the workflow returns or raises, when it only waits on timers, promises,
+notifications or children (it is *suspended*: the worker writes that and forgets it), when the
+worker releases it, or when the lease is lost. `Engine.run` returns how it ended; the engine
+never calls its owner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from durable import serialization
-from durable.errors import NonDeterminismError
+from durable.errors import Cancelled, NonDeterminismError
+from durable.replay import history
 from durable.replay.control import LeaseLost
-from durable.replay.journal import Journal, NewEvent, Recorded, Writes
-from durable.retry import NO_RETRY, RetryPolicy
+from durable.replay.history import CANCEL, Recorded
+from durable.replay.journal import Journal
+from durable.replay.loop import DurableTimerHandle, WorkflowLoop
+from durable.replay.recorder import Recorder
+from durable.replay.run import (
+    CANCEL_MESSAGE,
+    STOP_MESSAGE,
+    Arrival,
+    Condition,
+    Effect,
+    Host,
+    RunEnd,
+    RunSpec,
+    Suspension,
+    current_engine,
+    in_cleanup,
+    utcnow,
+)
+from durable.replay.script import Cut, Delivery, Script
 
-# The kind and label of the event that marks where a cancellation landed.
-CANCEL = "cancel"
+__all__ = [
+    "CANCEL_MESSAGE",
+    "Arrival",
+    "Condition",
+    "Effect",
+    "Engine",
+    "Host",
+    "RunEnd",
+    "RunSpec",
+    "Suspension",
+    "current_engine",
+    "in_cleanup",
+    "utcnow",
+]
 
-# How long a buffered step outcome may wait for the next write to carry it (seconds).
-DEFERRED_FLUSH_DELAY = 0.02
-
-
-@dataclass(frozen=True)
-class Condition:
-    """What a waiting run needs: a completed promise among ``promises``, or a notification."""
-
-    promises: tuple[str, ...] = ()
-    notification: bool = False
-    children: tuple[int, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.promises or self.notification or self.children)
-
-
-def utcnow() -> datetime:
-    """The wall clock, UTC-aware."""
-    return datetime.now(UTC)
+_CANCEL = object()  # the cancellation, queued among the arrivals
 
 
-class Engine:
-    """Runs effects for one workflow run: numbering, matching, buffering, flushing."""
+class Engine(Recorder):
+    """Runs one workflow run: its deliveries, in replay order, then as outcomes arrive."""
 
-    def __init__(
-        self,
-        journal: Journal,
-        history: list[Recorded],
-        log_lines: int,
-        *,
-        task_id: int,
-        name: str,
-        workflow: str,
-        default_retry: RetryPolicy | None = None,
-        clock: Callable[[], datetime] = utcnow,
-        finished_children: dict[int, tuple[str, Any, Any]] | None = None,
-        run: int = 0,
-        log_base: int = 0,
-    ) -> None:
-        self.journal = journal
-        # ContinueAsNew generation, and the number of log lines earlier generations wrote.
-        self.run = run
-        self.log_base = log_base
-        # Outcomes of children that had ended when this run started (read with the history).
-        self.finished_children = dict(finished_children or {})
-        self._launches: list[tuple[int, str, dict[str, Any], asyncio.Future[Any]]] = []
-        self._launch_sender: asyncio.Task[None] | None = None
-        self.task_id = task_id
-        self.name = name
-        self.workflow = workflow
-        self.default_retry = default_retry or NO_RETRY
-        self.clock = clock
-        self._recorded = {event.seq: event for event in history}
-        self._last_recorded_seq = max(self._recorded, default=-1)
-        # Where earlier runs were cancelled (see land_cancellation): few, usually none.
-        self._cancel_marks = sorted(s for s, e in self._recorded.items() if e.kind == CANCEL)
-        self._next_seq = 0
-        self._recorded_lines = log_lines
-        self._next_line = 0
-        self._pending_events: dict[int, NewEvent] = {}
-        self._pending_lines: list[tuple[int, str]] = []
-        self._generation = 0
-        self._flushed_generation = 0
-        self._lock = asyncio.Lock()
-        self._background: asyncio.Task[None] | None = None
-        self._deferred_flush: asyncio.TimerHandle | None = None
-        self._background_error: BaseException | None = None
-        self.nondeterminism: NonDeterminismError | None = None
-        self.cancel_requested = False
+    def __init__(self, spec: RunSpec, journal: Journal, host: Host) -> None:
+        super().__init__(spec, journal, host)
+        self._script = Script(spec.history)
+        self._position = self._script.next_position
+        # asyncio marks the I/O methods abstract; the workflow loop refuses them (loop.py).
+        self._wloop = WorkflowLoop(self)  # type: ignore[abstract]
+        self._pending: dict[int, Effect] = {}
+        self._ready: collections.deque[tuple[Effect | object, Arrival | BaseException]] = (
+            collections.deque()
+        )
+        self._to_start: list[Effect] = []
+        self._new_ground = False
+        self._settling = False
+        self._settle_scheduled = False
+        self._result: RunEnd | None = None
+        self._ended = False
+        self._lost: BaseException | None = None
+        self._done: asyncio.Future[RunEnd] | None = None
+        self._root: asyncio.Task[Any] | None = None
+        self._step_context = contextvars.copy_context()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.cancel_requested = spec.cancel_requested
         self.cancel_delivered = False
-        # Quiescence: effects in flight vs. timers being waited on. A run with nothing in
-        # flight and only long timers pending can be suspended (its owner decides).
-        self._active = 0
-        self._activity = _Activity(self)
-        self._timers: dict[object, datetime] = {}
-        # What the run waits for besides time: promise ids, or its notification mailbox.
-        self._conditions: dict[object, Condition] = {}
-        self.quiet = asyncio.Event()
-        self.quiet.set()
-        self.on_idle: Callable[[], None] | None = None
-        # Set when the worker stops: no new step starts; effects in flight may finish.
-        self.draining = False
-        # Returns once this worker is known to still hold its tasks (a recent heartbeat):
-        # a worker frozen past its lease must not start a step another worker may have run.
-        self.lease_guard: Callable[[], Awaitable[None]] | None = None
-        # The workflow's timeout as an instant: the run is cancelled then.
-        self.deadline: datetime | None = None
-
-    # -- numbering and matching --------------------------------------------------------------
-
-    def next_seq(self) -> int:
-        """The seq of the effect being issued now."""
-        seq = self._next_seq
-        self._next_seq += 1
-        return seq
-
-    def match(self, seq: int, kind: str, label: str) -> Recorded | None:
-        """The recorded event at ``seq`` if any; NonDeterminismError if it is another effect."""
-        recorded = self._recorded.get(seq)
-        if recorded is None:
-            return None
-        if recorded.kind != kind or recorded.label != label:
-            error = NonDeterminismError(
-                seq, f"{recorded.kind} {recorded.label!r}", f"{kind} {label!r}"
-            )
-            # Kept even if the workflow catches it: the run must not complete on a history
-            # it does not follow.
-            self.nondeterminism = self.nondeterminism or error
-            raise error
-        return recorded
 
     def is_replaying(self) -> bool:
-        """True while the workflow has not yet issued past its recorded history."""
-        return self._next_seq <= self._last_recorded_seq
+        """True while recorded outcomes remain to be handed back."""
+        return not self._new_ground
 
-    # -- cancellation in the history --------------------------------------------------------
+    # -- effects, seen from the workflow -----------------------------------------------------
 
-    def recorded_cancellation(self) -> Recorded | None:
-        """The cancellation marker the replay has reached, if it has reached one.
+    async def effect(
+        self,
+        seq: int,
+        kind: str,
+        label: str,
+        recorded: Recorded | None,
+        perform: Callable[[Effect], Awaitable[Arrival]],
+    ) -> Any:
+        """Issue an effect and wait for its outcome's delivery; the payload it was given."""
+        self._refuse_after_cancellation()
+        effect = Effect(seq, kind, label, recorded, perform)
+        # A plain future: workflow code never sees it (only this coroutine awaits it).
+        future: asyncio.Future[Any] = asyncio.Future(loop=self._wloop)
+        effect.future = future
+        self._register(effect)
+        try:
+            return await future
+        except asyncio.CancelledError as error:
+            # The workflow stopped waiting (a cancellation, a timeout, a lost race): the
+            # effect is abandoned, its performer stopped, nothing recorded for it.
+            self._forget(effect)
+            self._drop_arrival(effect)
+            if error.args and error.args[0] == CANCEL_MESSAGE and not in_cleanup.get():
+                raise Cancelled(f"task {self.task_id} was cancelled") from None
+            raise
 
-        Reached: every recorded event before the marker has been issued again (seqs in
-        between that were never recorded belong to effects that were in flight when the
-        cancellation landed).
+    def _refuse_after_cancellation(self) -> None:
+        if self._ended:
+            raise asyncio.CancelledError(STOP_MESSAGE)
+        if self.cancel_delivered and not in_cleanup.get():
+            raise Cancelled(f"task {self.task_id} was cancelled")
+
+    def _register(self, effect: Effect) -> None:
+        self._pending[effect.seq] = effect
+        if not self._new_ground:
+            return  # the script delivers it, or it waits for new ground
+        if effect.recorded_outcome():
+            self._ready.append((effect, (self._recorded_payload(effect), None)))
+        else:
+            self._to_start.append(effect)
+
+    def _forget(self, effect: Effect) -> None:
+        """The workflow no longer waits for this effect (delivered, or cancelled)."""
+        if self._pending.get(effect.seq) is effect:
+            del self._pending[effect.seq]
+        if effect.task is not None and not effect.task.done():
+            effect.task.cancel()
+
+    # -- timers of asyncio itself (loop.TimerHost) -------------------------------------------
+
+    def start_timer(self, handle: DurableTimerHandle) -> None:
+        """A timer set by workflow code through asyncio: recorded, fired by delivery."""
+        if self._ended:
+            return  # unwinding: it never fires
+        seq = self.next_seq()
+        recorded = self.match(seq, history.TIMER, history.ASYNCIO_TIMER)
+        if recorded is not None:
+            until = str(recorded.payload["until"])
+        else:
+            delay = max(handle.when() - self._wloop.time(), 0.0)
+            until = (self.clock() + timedelta(seconds=delay)).isoformat()
+            self.buffer_soon(seq, history.TIMER, history.ASYNCIO_TIMER, {"until": until})
+
+        async def fire(effect: Effect) -> Arrival:
+            await self.wait_until(effect, datetime.fromisoformat(until))
+            return {"until": until}, None
+
+        effect = Effect(seq, history.TIMER, history.ASYNCIO_TIMER, recorded, fire)
+        effect.timer = handle
+        handle.token = effect
+        self._register(effect)
+
+    def cancel_timer(self, handle: DurableTimerHandle) -> None:
+        """The timer was cancelled before it fired: it never will."""
+        effect = handle.token
+        if isinstance(effect, Effect):
+            self._forget(effect)
+            self._drop_arrival(effect)
+
+    def _drop_arrival(self, effect: Effect) -> None:
+        for item in list(self._ready):
+            if item[0] is effect:
+                self._ready.remove(item)
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        coroutine: Any,
+        context: contextvars.Context,
+        step_context: contextvars.Context | None = None,
+    ) -> RunEnd:
+        """Run the workflow until it ends, suspends, is released or loses its lease.
+
+        ``context`` is the workflow's (``current_engine`` set to this engine);
+        ``step_context`` the one its effects are performed in (default: a copy of it
+        without the engine).
         """
-        if not self._cancel_marks or self._next_seq > self._cancel_marks[-1]:
-            return None
-        for seq in range(self._next_seq, self._last_recorded_seq + 1):
-            event = self._recorded.get(seq)
-            if event is not None:
-                return event if event.kind == CANCEL else None
-        return None
+        self._loop = asyncio.get_running_loop()
+        self._buffer.loop = self._loop
+        self._done = self._loop.create_future()
+        self._step_context = step_context if step_context is not None else context.copy()
+        self._step_context.run(current_engine.set, None)
+        self._root = self._wloop.create_task(coroutine, context=context)
+        self._root.add_done_callback(self._root_done)
+        self._settle()
+        end = await asyncio.shield(self._done)
+        if self._lost is not None:
+            raise self._lost
+        return end
 
-    def land_cancellation(self) -> None:
-        """The task's cancellation lands here, now: once per run.
+    def request_cancel(self) -> None:
+        """Cancel the task: delivered where the workflow waits, once the replay is done."""
+        if self.cancel_requested:
+            return
+        self.cancel_requested = True
+        if self._new_ground and not self.cancel_delivered:
+            self._ready.append((_CANCEL, (None, None)))
+            self._settle_soon()
 
-        On new ground a marker is recorded at the next seq, so that a replay (after a crash
-        during the cleanup) delivers the cancellation at this same point and the cleanup's
-        effects match their records. A replay that has reached such a marker consumes it.
+    def release(self) -> None:
+        """Stop without writing anything (the task goes back to pending)."""
+        self._end(RunEnd(released=True))
+
+    def _lease_lost(self, error: BaseException) -> None:
+        self._lost = self._lost or error
+        self._end(RunEnd(released=True))
+
+    def _root_done(self, root: asyncio.Task[Any]) -> None:
+        if root.cancelled():
+            self._result = RunEnd(error=asyncio.CancelledError())
+        elif root.exception() is not None:
+            self._result = RunEnd(error=root.exception())
+        else:
+            self._result = RunEnd(value=root.result())
+
+    def _settle_soon(self) -> None:
+        if self._settle_scheduled or self._ended or self._loop is None:
+            return
+        self._settle_scheduled = True
+        self._loop.call_soon(self._settle_scheduled_run)
+
+    def _settle_scheduled_run(self) -> None:
+        self._settle_scheduled = False
+        self._settle()
+
+    def _settle(self) -> None:
+        """Run the workflow to quiescence, deliver the next outcome, again, while there is one."""
+        if self._settling or self._ended:
+            return
+        self._settling = True
+        try:
+            while not self._ended:
+                self._wloop.run_ready()
+                if self._result is not None:
+                    self._end(self._result)
+                    return
+                if not self._deliver_next():
+                    break
+            if self._ended:
+                return
+            self._start_performers()
+            self._consider_suspending()
+        except BaseException as error:  # SystemExit and the like from workflow code
+            self._end(RunEnd(error=error))
+        finally:
+            self._settling = False
+
+    def _deliver_next(self) -> bool:
+        """Make the next delivery, if one is due; False when the workflow must wait."""
+        if not self._new_ground:
+            return self._replay_next()
+        if self._ready:
+            target, arrival = self._ready.popleft()
+            if target is _CANCEL:
+                self._land_cancellation(None)
+            elif isinstance(target, Effect):
+                self._deliver(target, arrival, None)
+            return True
+        return self._unordered_cancel()
+
+    def _replay_next(self) -> bool:
+        entry = self._script.peek()
+        if entry is None:
+            self._enter_new_ground()
+            return True
+        self._script.advance()
+        if isinstance(entry, Cut):
+            # `durable retry` set the rest of that branch aside: number past its records.
+            self._next_seq = max(self._next_seq, entry.resume_seq)
+            self._buffer.next_line = max(self._buffer.next_line, entry.resume_line)
+            return True
+        assert isinstance(entry, Delivery)
+        event = self._recorded[entry.seq]
+        if event.kind == CANCEL:
+            self._land_cancellation(event)
+            return True
+        effect = self._pending.get(entry.seq)
+        if effect is None or not effect.recorded_outcome():
+            self._diverged(event, entry)
+            return False
+        self._deliver(effect, (event.payload, None), entry.position)
+        return True
+
+    def _diverged(self, event: Recorded, entry: Delivery) -> None:
+        waits = ", ".join(f"{e.kind} {e.label!r} (seq {e.seq})" for e in self._pending.values())
+        error = NonDeterminismError(
+            event.seq,
+            f"{event.kind} {event.label!r} handed back as outcome #{entry.position}",
+            f"nothing of the kind: the workflow waits for {waits or 'nothing'}"
+            if event.seq < self._next_seq
+            else f"nothing yet: the workflow has issued seqs up to {self._next_seq - 1} only",
+        )
+        self.nondeterminism = self.nondeterminism or error
+        self._result = RunEnd(error=error)
+        self._end(self._result)
+
+    def _enter_new_ground(self) -> None:
+        """Every recorded delivery is made: from now on, outcomes are delivered as they come."""
+        self._new_ground = True
+        for seq in sorted(self._pending):
+            effect = self._pending[seq]
+            if effect.recorded_outcome():
+                # Recorded, but the earlier run had not handed it over (or did not record
+                # the order): it is the first thing that happens now.
+                self._ready.append((effect, (self._recorded_payload(effect), None)))
+            else:
+                self._to_start.append(effect)
+        if self.cancel_requested and not self.cancel_delivered:
+            self._ready.append((_CANCEL, (None, None)))
+
+    def _recorded_payload(self, effect: Effect) -> Any:
+        assert effect.recorded is not None
+        payload = dict(effect.recorded.payload)
+        payload.pop(history.DELIVERED, None)
+        return payload
+
+    def _deliver(
+        self, effect: Effect, arrival: Arrival | BaseException, position: int | None
+    ) -> None:
+        """Hand an outcome to the workflow (recording its position when it is new)."""
+        effect.task = None  # its performer is done (it is the one handing this over)
+        self._forget(effect)
+        if isinstance(arrival, BaseException):  # a performer's own failure: not recorded
+            if effect.future is not None and not effect.future.done():
+                effect.future.set_exception(arrival)
+            return
+        payload, value_text = arrival
+        if position is None:
+            position = self._position
+            self._position += 1
+            printed = (
+                payload.pop(history.PRINTED_LINES, None) if isinstance(payload, dict) else None
+            )
+            if printed:
+                for line in printed:
+                    self._buffer.log_line(line)
+                payload[history.PRINTED] = len(printed)
+            self._record_delivery(effect, payload, value_text, position)
+        elif isinstance(payload, dict) and payload.get(history.PRINTED):
+            # Lines the step printed were written when this was first delivered: count them.
+            self._buffer.next_line += int(payload[history.PRINTED])
+        if effect.timer is not None:
+            self._wloop.fire(effect.timer)
+        elif effect.future is not None and not effect.future.done():
+            effect.future.set_result(payload)
+
+    def _record_delivery(
+        self, effect: Effect, payload: Any, value_text: str | None, position: int
+    ) -> None:
+        previous = effect.recorded.payload if effect.recorded is not None else None
+        if previous is not None and effect.recorded is not None and effect.recorded.retried:
+            # The outcome `durable retry` set aside stays in the history, inside this one.
+            payload = {**payload, "previous": previous}
+            value_text = None
+        if value_text is not None:
+            text = history.step_ok_text(
+                value_text, int(payload["attempts"]), position, int(payload.get(history.PRINTED, 0))
+            )
+        else:
+            text = history.dumps(history.with_delivery(payload, position))
+        self._buffer.buffer_soon(effect.seq, effect.kind, effect.label, text)
+
+    def _land_cancellation(self, marker: Recorded | None) -> None:
+        """The cancellation lands here: durable.Cancelled where the workflow waits.
+
+        On new ground a marker is recorded at the next seq, with its delivery position, so
+        that a replay (after a crash during the cleanup) lands it at this same point.
         """
         if self.cancel_delivered:
             return
-        self.cancel_delivered = True
-        marker = self.recorded_cancellation()
-        if marker is not None and not (marker.payload or {}).get("retried"):
-            self._next_seq = marker.seq + 1
-            return
-        seq = self.next_seq()
-        self.buffer(seq, CANCEL, CANCEL, {})
-
-    def skip_retried_cancellation(self) -> bool:
-        """Past a cancellation that `durable retry` undid: resume as if it had not landed.
-
-        Its cleanup's events and log lines stay recorded but belong to a branch this run does
-        not take: seqs and line numbers go on after them. True if it skipped one.
-        """
-        marker = self.recorded_cancellation()
-        if marker is None or not (marker.payload or {}).get("retried"):
-            return False
-        self._next_seq = max(self._next_seq, int(marker.payload["resume_seq"]))
-        self._next_line = max(self._next_line, int(marker.payload["resume_line"]))
-        return True
-
-    def check_history_consumed(self) -> None:
-        """At completion: a recorded effect the code never asked for is non-determinism."""
-        if self._last_recorded_seq >= self._next_seq:
-            leftover = self._recorded[min(s for s in self._recorded if s >= self._next_seq)]
-            error = NonDeterminismError(
-                leftover.seq,
-                f"{leftover.kind} {leftover.label!r}",
-                "nothing (the workflow returned)",
-            )
-            self.nondeterminism = self.nondeterminism or error
-
-    def patched(self, change_id: str) -> bool:
-        """True for runs that reach this point for the first time (the patch is recorded);
-        False when replaying history recorded before the patch existed (nothing consumed)."""
-        seq = self._next_seq
-        recorded = self._recorded.get(seq)
-        if recorded is not None and (recorded.kind, recorded.label) != ("patch", change_id):
-            return False  # history from before the patch: the old code path, no seq used
-        self._next_seq += 1
-        if recorded is None:
-            self.buffer(seq, "patch", change_id, True)
-        return True
-
-    # -- synchronous effects -----------------------------------------------------------------
-
-    def sync_effect(self, kind: str, label: str, compute: Callable[[], Any]) -> Any:
-        """A value handed out synchronously: recorded on first run, returned on replay."""
-        seq = self.next_seq()
-        recorded = self.match(seq, kind, label)
-        if recorded is not None:
-            return recorded.payload
-        value = compute()
-        self.buffer(seq, kind, label, value)
-        return value
-
-    # -- buffering and writing ---------------------------------------------------------------
-
-    def buffer(self, seq: int, kind: str, label: str, payload: Any) -> None:
-        """Queue an event for the next write (a later write at the same seq replaces it)."""
-        self.buffer_text(seq, kind, label, serialization.dumps(payload, f"{kind} {label!r} record"))
-
-    def buffer_text(self, seq: int, kind: str, label: str, text: str) -> None:
-        """`buffer` with the payload already serialised to JSON text."""
-        self._pending_events[seq] = NewEvent(seq, kind, label, text)
-        self._generation += 1
-
-    def buffer_soon(self, seq: int, kind: str, label: str, text: str) -> None:
-        """Buffer an outcome (JSON text) the workflow may go on without; the next write
-        carries it. If none does within DEFERRED_FLUSH_DELAY, a background flush does."""
-        self.buffer_text(seq, kind, label, text)
-        if self._deferred_flush is None:
-            self._deferred_flush = asyncio.get_running_loop().call_later(
-                DEFERRED_FLUSH_DELAY, self._deferred_flush_due
-            )
-
-    def _deferred_flush_due(self) -> None:
-        self._deferred_flush = None
-        if self._flushed_generation < self._generation:
-            self._start_background_flush()
-
-    async def record(self, seq: int, kind: str, label: str, payload: Any) -> None:
-        """Buffer an event and wait until it is durably written."""
-        self.buffer(seq, kind, label, payload)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Write everything buffered so far (one round trip, shared by concurrent callers)."""
-        self._raise_background_error()
-        target = self._generation
-        if self._flushed_generation >= target:
-            return
-        with self.activity():
-            async with self._lock:
-                if self._flushed_generation >= target:
-                    return
-                writes, generation = self._take()
-                await self.journal.write(writes)
-                self._flushed_generation = generation
-
-    async def drain(self) -> Writes:
-        """Take what is still buffered, after any write in flight (for the final write)."""
-        async with self._lock:
-            self._raise_background_error()
-            writes, generation = self._take()
-            self._flushed_generation = generation
-            return writes
-
-    def _take(self) -> tuple[Writes, int]:
-        writes = Writes(
-            events=sorted(self._pending_events.values(), key=lambda e: e.seq),
-            lines=self._pending_lines,
-        )
-        self._pending_events = {}
-        self._pending_lines = []
-        return writes, self._generation
-
-    def _raise_background_error(self) -> None:
-        if self._background_error is not None:
-            raise self._background_error
-
-    # -- children ----------------------------------------------------------------------------
-
-    def launch_child(self, seq: int, label: str, spec: dict[str, Any]) -> asyncio.Future[Any]:
-        """Queue a child launch; launches issued together share one transaction.
-
-        A fan-out (``asyncio.gather(*(ctx.start(...) for ...))``) issues all its launches in
-        one turn of the event loop; the sender runs after them and creates every child, and
-        records every launch, in one round trip.
-        """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._launches.append((seq, label, spec, future))
-        if len(self._launches) == 1:
-            self._launch_sender = loop.create_task(self._send_launches())
-        return future
-
-    async def _send_launches(self) -> None:
-        launches, self._launches = self._launches, []
-        try:
-            payloads = await self.journal.launch_children(
-                [(seq, label, spec) for seq, label, spec, _ in launches]
-            )
-        except BaseException as error:  # LeaseLost, a bug: every waiting launch learns it
-            for *_, future in launches:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for seq, _, _, future in launches:
-            if not future.done():
-                future.set_result(payloads[seq])
-
-    # -- the task's log ----------------------------------------------------------------------
-
-    def log_line(self, line: str) -> None:
-        """Append a line to the task's log; a line an earlier run wrote is not written again.
-
-        Lines are counted, not numbered by seq: a print is not an effect the replay has to
-        match, so code that prints a little differently never fails as non-deterministic.
-        """
-        index = self._next_line
-        self._next_line += 1
-        if index < self._recorded_lines:
-            return
-        self._pending_lines.append((self.log_base + index, line))
-        self._generation += 1
-        self._start_background_flush()
-
-    def _start_background_flush(self) -> None:
-        if self._background is None or self._background.done():
-            self._background = asyncio.get_running_loop().create_task(self._flush_in_background())
-
-    def lines_written(self) -> int:
-        """The task's log length once this run's lines are written (the next log_base)."""
-        return self.log_base + self._next_line
-
-    async def _flush_in_background(self) -> None:
-        try:
-            await self.flush()
-        except LeaseLost as error:
-            self._background_error = error
-        except Exception as error:
-            self._background_error = error
-
-    async def close(self) -> None:
-        """Wait for a background write in flight (errors surface through drain)."""
-        if self._deferred_flush is not None:
-            self._deferred_flush.cancel()
-            self._deferred_flush = None
-        if self._background is not None:
-            await asyncio.gather(self._background, return_exceptions=True)
-
-    # -- quiescence ----------------------------------------------------------------------------
-
-    def activity(self) -> _Activity:
-        """Mark an effect in flight (a step running, a write under way): ``with``."""
-        return self._activity
-
-    def _activity_started(self) -> None:
-        self._active += 1
-        self.quiet.clear()
-
-    def _activity_ended(self) -> None:
-        self._active -= 1
-        if self._active == 0:
-            self.quiet.set()
-            self._maybe_idle()
-
-    @property
-    def active(self) -> int:
-        """Effects in flight now."""
-        return self._active
-
-    def earliest_timer(self) -> datetime | None:
-        """The nearest deadline the run is waiting for, if it waits for any."""
-        return min(self._timers.values(), default=None)
-
-    def waiting_on(self) -> Condition:
-        """Everything the run waits for besides timers (merged over concurrent waits)."""
-        promises: set[str] = set()
-        children: set[int] = set()
-        notification = False
-        for condition in self._conditions.values():
-            promises.update(condition.promises)
-            children.update(condition.children)
-            notification = notification or condition.notification
-        return Condition(tuple(sorted(promises)), notification, tuple(sorted(children)))
-
-    def _maybe_idle(self) -> None:
-        if self.on_idle is not None and self._active == 0 and (self._timers or self._conditions):
-            self.on_idle()
-
-    async def gate(self) -> None:
-        """Called before a step's code runs: nothing new starts while the worker drains, or
-        while it cannot be sure it still holds its tasks."""
-        if self.draining:
-            await asyncio.get_running_loop().create_future()  # until the run is released
-        if self.lease_guard is not None:
-            await self.lease_guard()
-
-    # -- time --------------------------------------------------------------------------------
-
-    async def wait_for(self, condition: Condition, deadline: datetime | None) -> None:
-        """Wait for something only a suspension and a wake-up can deliver, or the deadline.
-
-        A running task is not told when a promise completes or a notification arrives: once
-        the run has nothing in flight its owner suspends it, the completion wakes it, and the
-        replay finds what it waited for. Returns when ``deadline`` passes.
-        """
-        token = object()
-        self._conditions[token] = condition
-        if deadline is not None:
-            self._timers[token] = deadline
-        try:
-            self._maybe_idle()
-            if deadline is None:
-                await asyncio.get_running_loop().create_future()
+        if marker is None:
+            seq = self.next_seq()
+            position = self._position
+            self._position += 1
+            self.buffer_soon(seq, CANCEL, CANCEL, {history.DELIVERED: position})
+        else:
+            if marker.seq != self._next_seq:
+                self._nondeterministic_stop(marker)
                 return
-            remaining = (deadline - self.clock()).total_seconds()
-            if remaining > 0:
-                await asyncio.sleep(remaining)
-        finally:
-            del self._conditions[token]
-            self._timers.pop(token, None)
+            self._next_seq += 1
+        self.cancel_requested = True
+        self.cancel_delivered = True
+        if self._root is not None and not self._root.done():
+            self._root.cancel(CANCEL_MESSAGE)
 
-    async def wait_until(self, deadline: datetime) -> None:
-        """Wait until ``deadline`` (already recorded by the caller).
+    def _nondeterministic_stop(self, marker: Recorded) -> None:
+        error = NonDeterminismError(
+            marker.seq, "the cancellation", f"an effect at seq {self._next_seq - 1} first"
+        )
+        self.nondeterminism = self.nondeterminism or error
+        self._result = RunEnd(error=error)
+        self._end(self._result)
 
-        While it waits with nothing else in flight, the owner may suspend the run.
-        """
-        remaining = (deadline - self.clock()).total_seconds()
-        if remaining <= 0:
-            return
-        token = object()
-        self._timers[token] = deadline
+    def _unordered_cancel(self) -> bool:
+        """A cancellation marker of a history without delivery order: it lands where the
+        replay reaches its seq (as the version that wrote it did); a retried one is skipped."""
+        marks = self._script.unordered_cancels
+        if not marks or marks[0].seq != self._next_seq:
+            return False
+        marker = marks.pop(0)
+        payload = marker.payload or {}
+        if payload.get("retried"):
+            self._next_seq = max(self._next_seq + 1, int(payload.get("resume_seq", 0)))
+            self._buffer.next_line = max(self._buffer.next_line, int(payload.get("resume_line", 0)))
+            return True
+        self._land_cancellation(marker)
+        return True
+
+    def _start_performers(self) -> None:
+        starting, self._to_start = self._to_start, []
+        assert self._loop is not None
+        for effect in starting:
+            if self._pending.get(effect.seq) is effect and effect.task is None:
+                effect.task = self._loop.create_task(
+                    self._perform(effect), context=self._step_context
+                )
+
+    async def _perform(self, effect: Effect) -> None:
         try:
-            self._maybe_idle()
-            await asyncio.sleep(remaining)
+            arrival: Arrival | BaseException = await effect.perform(effect)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                return  # the workflow stopped waiting for it, or the run ended
+            raise
+        except LeaseLost as error:
+            self._lease_lost(error)
+            return
+        except Exception as error:
+            arrival = error
+        if self._ended or self._pending.get(effect.seq) is not effect:
+            return
+        self._ready.append((effect, arrival))
+        self._settle()
+
+    def _consider_suspending(self) -> None:
+        """Suspend a run that only waits: on timers far enough away, or on wake-ups."""
+        if (
+            not self.spec.may_suspend
+            or not self._new_ground
+            or self._ended
+            or self.cancel_requested  # cleanup code runs in memory to its end
+            or self._ready
+            or self._active
+            or not self._wloop.quiescent
+        ):
+            return
+        if not self._waiting or self._waiting != len(self._pending):
+            return
+        live = list(self._pending.values())
+        if not all(e.waiting for e in live):
+            return
+        deadlines = [e.deadline for e in live if e.deadline is not None]
+        wake_at = min(deadlines, default=None)
+        if self.spec.deadline is not None and (wake_at is None or self.spec.deadline < wake_at):
+            wake_at = self.spec.deadline  # resumed at its timeout, to be cancelled
+        condition = Condition(
+            tuple(sorted({p for e in live for p in e.condition.promises})),
+            any(e.condition.notification for e in live),
+            tuple(sorted({c for e in live for c in e.condition.children})),
+        )
+        left = None if wake_at is None else (wake_at - self.clock()).total_seconds()
+        if (condition and (left is None or left > self.spec.timer_lead)) or (
+            left is not None and left > self.spec.suspend_after
+        ):
+            self._end(RunEnd(suspension=Suspension(wake_at, condition)))
+
+    def _end(self, end: RunEnd) -> None:
+        """Stop the run: no more deliveries, performers cancelled, workflow code unwound."""
+        if self._ended:
+            return
+        self._ended = True
+        for effect in list(self._pending.values()):
+            if effect.task is not None and not effect.task.done():
+                effect.task.cancel()
+        self._unwind()
+        if self._done is not None and not self._done.done():
+            self._done.set_result(end)
+
+    def _unwind(self) -> None:
+        """Cancel what is left of the workflow's coroutines and let their finally blocks run.
+
+        Effects they issue now are refused, and lines they print are not written: a run that
+        is suspended or handed over runs again from the top later.
+        """
+        self._unwinding = True
+        try:
+            for _ in range(10):
+                left = self._wloop.unfinished_tasks()
+                if not left:
+                    break
+                for task in left:
+                    task.cancel(STOP_MESSAGE)
+                with contextlib.suppress(BaseException):
+                    self._wloop.run_ready()
         finally:
-            del self._timers[token]
-
-
-class _Activity:
-    """The context manager of `Engine.activity` (a plain class: it runs twice per step)."""
-
-    __slots__ = ("_engine",)
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def __enter__(self) -> None:
-        self._engine._activity_started()
-
-    def __exit__(self, *_exc: object) -> None:
-        self._engine._activity_ended()
+            self._unwinding = False
+            self._wloop.close()

@@ -6,25 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from durable.replay.history import NewEvent, Recorded
 
-@dataclass(frozen=True)
-class Recorded:
-    """One event recorded by an earlier run."""
-
-    seq: int
-    kind: str
-    label: str
-    payload: Any
-
-
-@dataclass(frozen=True)
-class NewEvent:
-    """An event to record: ``payload`` is already JSON text."""
-
-    seq: int
-    kind: str
-    label: str
-    payload: str
+__all__ = ["Journal", "NewEvent", "Recorded", "Writes"]
 
 
 @dataclass

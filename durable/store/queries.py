@@ -155,7 +155,7 @@ held AS (
     FOR NO KEY UPDATE
 ), ev AS (
     INSERT INTO durable.events (task_id, seq, kind, label, payload)
-    SELECT held.id, e.seq, e.kind, e.label, e.payload::jsonb
+    SELECT held.id, e.seq, e.kind, e.label, e.payload::json
     FROM held, unnest($3::int[], $4::text[], $5::text[], $6::text[]) AS e(seq, kind, label, payload)
     ON CONFLICT (task_id, seq) DO UPDATE
         SET kind = EXCLUDED.kind, label = EXCLUDED.label, payload = EXCLUDED.payload, at = now()
@@ -232,7 +232,7 @@ req AS (
     FOR NO KEY UPDATE OF t
 ), ev AS (
     INSERT INTO durable.events (task_id, seq, kind, label, payload)
-    SELECT e.task_id, e.seq, e.kind, e.label, e.payload::jsonb
+    SELECT e.task_id, e.seq, e.kind, e.label, e.payload::json
     FROM unnest($3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[])
         AS e(task_id, seq, kind, label, payload)
     WHERE e.task_id IN (SELECT id FROM held)
@@ -511,7 +511,8 @@ TRANSACTION_BEGIN = """
 SELECT t.id,
        (SELECT e.payload::text FROM durable.events AS e
         WHERE e.task_id = t.id AND e.seq = $3
-          AND (e.payload ->> 'status') IS DISTINCT FROM 'waiting') AS recorded
+          AND (e.payload ->> 'status') IS DISTINCT FROM 'waiting'
+          AND NOT coalesce((e.payload ->> 'retried')::boolean, false)) AS recorded
 FROM durable.tasks AS t
 WHERE t.id = $1 AND t.lease = $2 AND t.state = 'running'
 FOR NO KEY UPDATE
@@ -603,13 +604,18 @@ CANCEL_CHILDREN = _CANCEL.format(
 # Back to pending, keeping every event: replay resumes where the failure happened. The count
 # of losses to dead workers starts again (the user chose to run it again); `attempts` keeps
 # counting claims, so that a cancellation before the next claim still runs the cleanup of a
-# task that has run (see _CANCEL: only a task never claimed is cancelled on the spot). For a
-# cancelled task, the cancellation's marker event is kept too but flagged `retried`, with the
-# seq and log line after its cleanup: the replay resumes where the cancellation landed, as if
-# it had not, and goes on numbering after the cleanup's records (engine.py, CANCEL).
+# task that has run (see _CANCEL: only a task never claimed is cancelled on the spot).
+#
+# What ended the task is set aside (`marked`), flagged `retried` but kept in the history: the
+# step failures named in the error's `failed_steps` (their steps run again, with fresh
+# attempts, under the code deployed now), or the cancellation's marker. A `retry` marker event
+# after the last one says where the replay stops following the old branch: at the delivery
+# position `cut` of the first outcome set aside, resuming its numbering of seqs, deliveries
+# and log lines after everything recorded so far (durable/replay/script.py). A cancellation
+# marker from before delivery positions were recorded gets the resume fields itself instead.
 RETRY_TASK = """
 WITH target AS (
-    SELECT id, state, log_base FROM durable.tasks WHERE id = $1 FOR UPDATE
+    SELECT id, state, log_base, error FROM durable.tasks WHERE id = $1 FOR UPDATE
 ), upd AS (
     UPDATE durable.tasks AS t
     SET state = 'pending', error = NULL, result = NULL, finished_at = NULL,
@@ -617,16 +623,35 @@ WITH target AS (
     FROM target
     WHERE t.id = target.id AND target.state IN ('failed', 'cancelled')
     RETURNING t.id, t.queue
-), undone AS (
+), recorded AS (
+    SELECT coalesce(max(e.seq), -1) AS max_seq,
+           coalesce(max((e.payload ->> 'delivered')::int), -1) AS max_delivered,
+           (SELECT count(*) FROM durable.logs AS l, target
+            WHERE l.task_id = $1 AND l.line_no >= target.log_base) AS lines
+    FROM durable.events AS e WHERE e.task_id = $1
+), marked AS (
     UPDATE durable.events AS e
-    SET payload = coalesce(e.payload, '{}'::jsonb) || jsonb_build_object(
+    SET payload = (e.payload::jsonb || jsonb_build_object(
         'retried', true,
-        'resume_seq', (SELECT max(seq) + 1 FROM durable.events WHERE task_id = $1),
-        'resume_line',
-        (SELECT count(*) FROM durable.logs WHERE task_id = $1 AND line_no >= target.log_base))
-    FROM target
-    WHERE e.task_id = $1 AND e.kind = 'cancel' AND target.state = 'cancelled'
+        'resume_seq', recorded.max_seq + 2,
+        'resume_line', recorded.lines))::json
+    FROM target, recorded
+    WHERE e.task_id = $1 AND EXISTS (SELECT 1 FROM upd)
       AND NOT coalesce((e.payload ->> 'retried')::boolean, false)
+      AND ((target.state = 'cancelled' AND e.kind = 'cancel')
+           OR (target.state = 'failed' AND e.kind IN ('step', 'transaction')
+               AND (e.payload ->> 'status') = 'error'
+               AND coalesce(target.error -> 'failed_steps', '[]'::jsonb) @> to_jsonb(e.seq)))
+    RETURNING (e.payload ->> 'delivered')::int AS delivered
+), marker AS (
+    INSERT INTO durable.events (task_id, seq, kind, label, payload)
+    SELECT $1, recorded.max_seq + 1, 'retry', 'retry', json_build_object(
+        'cut', (SELECT min(delivered) FROM marked),
+        'resume_seq', recorded.max_seq + 2,
+        'resume_delivered', recorded.max_delivered + 1,
+        'resume_line', recorded.lines)
+    FROM recorded
+    WHERE EXISTS (SELECT 1 FROM marked WHERE delivered IS NOT NULL)
 )
 SELECT target.state AS before,
        CASE WHEN EXISTS (SELECT 1 FROM upd) THEN 'pending' ELSE target.state END AS after,

@@ -26,7 +26,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
 SCHEMA = "durable"
 
@@ -107,7 +107,9 @@ events = Table(
     Column("seq", Integer, nullable=False),
     Column("kind", Text, nullable=False),
     Column("label", Text, nullable=False),
-    Column("payload", JSONB, nullable=True),
+    # json, not jsonb: the text as written, so a replay hands back dicts with their keys in
+    # the order the first run saw (jsonb reorders them).
+    Column("payload", JSON, nullable=True),
     Column("at", DateTime(timezone=True), nullable=False, server_default=NOW),
     PrimaryKeyConstraint("task_id", "seq", name="events_pkey"),
 )

@@ -5,33 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import os
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from durable import serialization
 from durable.context import Context
-from durable.errors import ContinueAsNew, SerializationError, WorkflowNotFound
+from durable.errors import ContinueAsNew, SerializationError, StepFailed, WorkflowNotFound
 from durable.models import TaskState
 from durable.replay import capture, effects
 from durable.replay.control import LeaseLost
-from durable.replay.engine import Condition, Engine
+from durable.replay.engine import Engine, RunEnd, RunSpec, Suspension, utcnow
+from durable.replay.history import safe_str
 from durable.replay.journal import Recorded, Writes
-from durable.retry import RetryPolicy
 from durable.store.store import ClaimedTask, Store
 from durable.worker.journal import StoreJournal, persist, to_batch
 from durable.worker.loader import Loader
+from durable.worker.steps import StepHost
+from durable.workflow import WorkflowOptions
 
 log = structlog.get_logger("durable.worker")
-
-# Why the worker cancels a workflow's asyncio task: only a durable cancellation becomes
-# durable.Cancelled in the workflow; suspending or handing the run over just stops it.
-SUSPEND_MESSAGE = "durable: suspending the run"
-RELEASE_MESSAGE = "durable: handing the run over"
 
 
 @dataclass
@@ -40,52 +38,22 @@ class Running:
 
     claimed: ClaimedTask
     engine: Engine | None = None
-    workflow_task: asyncio.Task[Any] | None = None
-    checking_idle: bool = False
     released: bool = False
-    suspending: Suspension | None = None
+    cancel_requested: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def cancel(self) -> None:
-        """Deliver a durable cancellation at the workflow's current await.
-
-        While the run is still replaying its history, the delivery waits until it reaches
-        new ground (effects.cancel_point), where the workflow really is.
-        """
-        engine = self.engine
-        if engine is None or engine.cancel_requested:
-            return
-        engine.cancel_requested = True
-        if engine.is_replaying() and engine.recorded_cancellation() is None:
-            return  # delivered where the replay reaches new ground (effects.cancel_point)
-        # On new ground, or parked at the point where an earlier run's cancellation landed
-        # (a worker died in the cleanup): deliver it now, where the workflow awaits.
-        self.deliver_cancellation()
-
-    def deliver_cancellation(self) -> None:
-        """Cancel the workflow's asyncio task: durable.Cancelled where it awaits."""
-        if self.workflow_task is not None and not self.workflow_task.done():
-            self.workflow_task.cancel(effects.CANCEL_MESSAGE)
-
-    def suspend(self, suspension: Suspension) -> None:
-        """Stop running, to resume by replay when what the run waits for happens."""
-        self.suspending = suspension
-        if self.workflow_task is not None and not self.workflow_task.done():
-            self.workflow_task.cancel(SUSPEND_MESSAGE)
+        """Cancel the task: durable.Cancelled where the workflow waits, once its replay is
+        done (the engine decides where; see engine.py)."""
+        self.cancel_requested = True
+        if self.engine is not None:
+            self.engine.request_cancel()
 
     def release(self) -> None:
         """Stop running without writing an outcome (the task goes back to pending)."""
         self.released = True
-        if self.workflow_task is not None and not self.workflow_task.done():
-            self.workflow_task.cancel(RELEASE_MESSAGE)
-
-
-@dataclass(frozen=True)
-class Suspension:
-    """Why a run stops: the earliest timer it waits for, and what else can wake it."""
-
-    wake_at: datetime | None
-    condition: Condition
+        if self.engine is not None:
+            self.engine.release()
 
 
 @dataclass
@@ -150,31 +118,33 @@ class Runner:
             log.warning("workflow refused", error=str(error))
             await self._finish(claimed, Writes(), _failed(error, with_traceback=False))
             return
-        engine = await self._engine_for(running, workflow.options.retry)
+        engine = await self._engine_for(running, workflow.options)
+        if running.released:
+            return
         loop = asyncio.get_running_loop()
         task_log = capture.TaskLog(engine, loop)
         context = contextvars.copy_context()
         context.run(effects.current_engine.set, engine)
         context.run(capture.current_log.set, task_log)
+        # Step code prints to the worker's own output: a step's lines are not the workflow's,
+        # and a replay does not run the step again to print them at the same place.
+        step_context = contextvars.copy_context()
+        step_context.run(capture.current_log.set, None)
         try:
             coroutine = workflow.fn(Context(engine), *claimed.args, **claimed.kwargs)
         except TypeError as error:  # arguments that do not fit the workflow's signature
             await self._finish(claimed, Writes(), _failed(error))
             return
-        # A cancellation requested before this run (or a workflow timeout already past) is
-        # delivered at the workflow's first durable await, inside its own try blocks: not by
-        # cancelling the asyncio task before its first line runs, which would skip them.
-        engine.cancel_requested = claimed.cancel_requested
-        timer = self._arm_timeout(running, engine, workflow.options.timeout)
-        running.workflow_task = loop.create_task(coroutine, context=context)
+        timer = self._arm_timeout(engine)
         log.debug("task started", workflow=claimed.workflow, attempt=claimed.attempts)
         try:
-            outcome = await self._outcome(running, engine)
+            end = await engine.run(coroutine, context, step_context)
         finally:
             if timer is not None:
                 timer.cancel()
-        if running.released:
+        if end.released or running.released:
             return
+        outcome = self._outcome(engine, end)
         if outcome.state != TaskState.SUSPENDED:
             task_log.flush_partial()  # a replay would complete a partial line: keep it
         await engine.close()
@@ -189,48 +159,56 @@ class Runner:
         await asyncio.shield(self._finish(claimed, writes, outcome))
         self._after(claimed, outcome)
 
-    async def _engine_for(self, running: Running, default_retry: RetryPolicy | None) -> Engine:
+    async def _engine_for(self, running: Running, options: WorkflowOptions) -> Engine:
         """The engine of this run, over the task's recorded history (read if there is one)."""
         claimed = running.claimed
-        history: list[Recorded] = []
+        history: tuple[Recorded, ...] = ()
         log_lines = 0
         children: dict[int, tuple[str, Any, Any]] = {}
         if claimed.has_history:
             loaded = await persist(lambda: self.store.load_history(claimed.id, claimed.log_base))
-            history = [Recorded(r.seq, r.kind, r.label, r.payload) for r in loaded.events]
+            history = tuple(Recorded(r.seq, r.kind, r.label, r.payload) for r in loaded.events)
             log_lines = loaded.log_lines
             children = loaded.children
-        engine = Engine(
-            StoreJournal(self.store, claimed.id, claimed.lease),
-            history,
-            log_lines,
+        deadline = None
+        if options.timeout is not None and claimed.created_at is not None:
+            deadline = claimed.created_at + timedelta(seconds=options.timeout)
+        spec = RunSpec(
             task_id=claimed.id,
             name=claimed.name,
             workflow=claimed.workflow,
-            default_retry=default_retry,
-            finished_children=children,
+            history=history,
+            log_lines=log_lines,
             run=claimed.run,
             log_base=claimed.log_base,
+            finished_children=children,
+            default_retry=options.retry,
+            # A cancellation requested before this run (or a workflow timeout already past) is
+            # delivered at the workflow's first wait on new ground, inside its own try blocks.
+            cancel_requested=claimed.cancel_requested
+            or running.cancel_requested
+            or (deadline is not None and deadline <= utcnow()),
+            deadline=deadline,
+            suspend_after=self.suspend_after,
+            timer_lead=self.timer_lead,
+        )
+        engine = Engine(
+            spec, StoreJournal(self.store, claimed.id, claimed.lease), StepHost(self.lease_guard)
         )
         running.engine = engine
-        engine.on_idle = lambda: self._consider_suspending(running)
-        engine.lease_guard = self.lease_guard
         return engine
 
-    def _arm_timeout(
-        self, running: Running, engine: Engine, timeout: float | None
-    ) -> asyncio.TimerHandle | None:
+    @staticmethod
+    def _arm_timeout(engine: Engine) -> asyncio.TimerHandle | None:
         """Workflow timeout: cancel the run at launch + timeout. A task suspended past its
-        deadline wakes at it (its timers are capped in _suspend_if_still_idle)."""
-        claimed = running.claimed
-        if timeout is None or claimed.created_at is None:
+        deadline wakes at it (the engine caps its wake-up time)."""
+        deadline = engine.spec.deadline
+        if deadline is None:
             return None
-        engine.deadline = claimed.created_at + timedelta(seconds=timeout)
-        delay = (engine.deadline - engine.clock()).total_seconds()
+        delay = (deadline - utcnow()).total_seconds()
         if delay <= 0:
-            engine.cancel_requested = True  # past already: nothing new may start
-            return None
-        return asyncio.get_running_loop().call_later(delay, running.cancel)
+            return None  # past already: the run starts cancelled
+        return asyncio.get_running_loop().call_later(delay, engine.request_cancel)
 
     async def _cancel_children(self, claimed: ClaimedTask) -> None:
         """A cancelled task takes its children (not the detached ones) with it."""
@@ -248,75 +226,27 @@ class Runner:
         else:
             log.info("task finished", state=outcome.state.value)
 
-    def _consider_suspending(self, running: Running) -> None:
-        if running.checking_idle or running.suspending is not None:
-            return
-        engine = running.engine
-        if engine is not None:
-            # Every branch waits: past a cancellation `durable retry` undid, or at one that
-            # an earlier run recorded (crashed in its cleanup), which lands again here.
-            engine.skip_retried_cancellation()
-            if engine.cancel_requested:
-                if not engine.cancel_delivered and engine.recorded_cancellation() is not None:
-                    running.deliver_cancellation()
-                return  # cleanup code waits in memory: it must run to its end
-        running.checking_idle = True
-        asyncio.get_running_loop().create_task(self._suspend_if_still_idle(running))
-
-    async def _suspend_if_still_idle(self, running: Running) -> None:
-        engine = running.engine
-        assert engine is not None
-        try:
-            # Let coroutines that are ready to run (a branch of a gather about to issue its
-            # next effect) take their turn before deciding the run only waits.
-            for _ in range(3):
-                await asyncio.sleep(0)
-            if engine.active or running.released:
-                return
-            wake_at = engine.earliest_timer()
-            if engine.deadline is not None and (wake_at is None or engine.deadline < wake_at):
-                wake_at = engine.deadline  # resumed at its timeout, to be cancelled
-            condition = engine.waiting_on()
-            left = None if wake_at is None else (wake_at - engine.clock()).total_seconds()
-            # Waits on promises and notifications suspend (only a wake-up ends them) unless
-            # their timeout is about to fire; timers only when they are far enough away to be
-            # worth a claim and a replay.
-            if (condition and (left is None or left > self.timer_lead)) or (
-                left is not None and left > self.suspend_after
-            ):
-                running.suspend(Suspension(wake_at, condition))
-        finally:
-            running.checking_idle = False
-
     @staticmethod
-    def _failure_or_cancel(engine: Engine, error: Exception) -> Outcome:
+    def _failure_or_cancel(engine: Engine, error: BaseException) -> Outcome:
         if engine.nondeterminism is not None:
             return _failed(engine.nondeterminism, with_traceback=False)
         if engine.cancel_requested:
             return Outcome(TaskState.CANCELLED, error=_cancelled(engine))
         return _failed(error)
 
-    async def _outcome(self, running: Running, engine: Engine) -> Outcome:
-        assert running.workflow_task is not None
-        try:
-            result = await asyncio.shield(running.workflow_task)
-        except LeaseLost:
-            raise
-        except asyncio.CancelledError:  # durable.Cancelled included
-            if running.released:
-                return Outcome(TaskState.PENDING)
-            if running.suspending is not None:
-                return Outcome(TaskState.SUSPENDED, suspension=running.suspending)
-            if engine.cancel_requested:
-                return Outcome(TaskState.CANCELLED, error=_cancelled(engine))
-            raise
-        except ContinueAsNew as again:
+    def _outcome(self, engine: Engine, end: RunEnd) -> Outcome:
+        if end.suspension is not None:
+            return Outcome(TaskState.SUSPENDED, suspension=end.suspension)
+        error = end.error
+        if error is None:
+            return self._completed(engine, end.value)
+        if isinstance(error, ContinueAsNew):
             if engine.nondeterminism is None and not engine.cancel_requested:
-                return Outcome(TaskState.PENDING, continue_as_new=again)
-            return self._failure_or_cancel(engine, again)
-        except Exception as error:  # the workflow's own failure
-            return self._failure_or_cancel(engine, error)
-        return self._completed(engine, result)
+                return Outcome(TaskState.PENDING, continue_as_new=error)
+        elif isinstance(error, asyncio.CancelledError) and not engine.cancel_requested:
+            # Not durable's cancellation: the workflow's own code cancelled itself.
+            return _failed(error)
+        return self._failure_or_cancel(engine, error)
 
     @staticmethod
     def _completed(engine: Engine, result: Any) -> Outcome:
@@ -382,11 +312,37 @@ class Runner:
 
 
 def _failed(error: BaseException, *, with_traceback: bool = True) -> Outcome:
-    text = "".join(traceback.format_exception(_from_workflow(error))) if with_traceback else None
-    return Outcome(
-        TaskState.FAILED,
-        error={"type": _type_name(error), "message": str(error), "traceback": text},
-    )
+    text = _traceback_text(error) if with_traceback else None
+    stored: dict[str, Any] = {
+        "type": _type_name(error),
+        "message": safe_str(error),
+        "traceback": text,
+    }
+    failed_steps = _failed_steps(error)
+    if failed_steps:
+        # `durable retry` runs these steps again instead of replaying their failure.
+        stored["failed_steps"] = failed_steps
+    return Outcome(TaskState.FAILED, error=stored)
+
+
+def _failed_steps(error: BaseException) -> list[int]:
+    """Seqs of the step failures that the workflow's exception is, or was raised from."""
+    seqs: list[int] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StepFailed) and current.seq is not None:
+            seqs.append(current.seq)
+        current = current.__cause__ or current.__context__
+    return sorted(set(seqs))
+
+
+def _traceback_text(error: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(_from_workflow(error)))
+    except Exception:  # an exception whose __str__ (or a chained one's) raises
+        return f"{_type_name(error)}: {safe_str(error)}"
 
 
 def _type_name(error: BaseException) -> str:
@@ -395,11 +351,19 @@ def _type_name(error: BaseException) -> str:
 
 
 def _from_workflow(error: BaseException) -> BaseException:
-    """The error with the worker's own frames (where it awaited the workflow) left out."""
+    """The error with durable's own frames (where it ran the workflow) left out."""
     tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and _is_durable_frame(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
     return error.with_traceback(tb) if tb is not None else error
+
+
+def _is_durable_frame(filename: str) -> bool:
+    return filename.startswith(_DURABLE_DIR) or filename.startswith(_ASYNCIO_DIR)
+
+
+_DURABLE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep
 
 
 def _cancelled(engine: Engine) -> dict[str, Any]:

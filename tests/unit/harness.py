@@ -10,8 +10,9 @@ from typing import Any
 
 from durable.context import Context
 from durable.replay import capture, effects
-from durable.replay.engine import Engine
+from durable.replay.engine import Engine, RunSpec
 from durable.replay.journal import NewEvent, Recorded, Writes
+from durable.worker.steps import StepHost
 
 
 @dataclass
@@ -21,6 +22,8 @@ class ListJournal:
     events: dict[int, Recorded] = field(default_factory=dict)
     lines: dict[int, str] = field(default_factory=dict)
     round_trips: int = 0
+    # Every durable write in order: a crash leaves some prefix of them (`prefix`).
+    batches: list[Writes] = field(default_factory=list)
 
     async def write(self, writes: Writes) -> None:
         self.round_trips += 1
@@ -29,6 +32,7 @@ class ListJournal:
     def absorb(self, writes: Writes) -> None:
         import json
 
+        self.batches.append(writes)
         for event in writes.events:
             self.events[event.seq] = Recorded(
                 event.seq, event.kind, event.label, json.loads(event.payload)
@@ -46,6 +50,13 @@ class ListJournal:
         self.absorb(Writes(events=[NewEvent(seq, kind, label, json.dumps(payload))]))
         return payload
 
+    def prefix(self, count: int) -> ListJournal:
+        """A journal holding the first ``count`` writes: what a crash then would leave."""
+        journal = ListJournal()
+        for writes in self.batches[:count]:
+            journal.absorb(writes)
+        return journal
+
     def history(self) -> list[Recorded]:
         return [self.events[seq] for seq in sorted(self.events)]
 
@@ -58,30 +69,41 @@ async def run(
     journal: ListJournal,
     *args: Any,
     name: str = "test",
+    cancel_requested: bool = False,
+    on_start: Callable[[Engine], None] | None = None,
 ) -> Any:
-    """One run of ``workflow`` against ``journal``'s history, as the worker's runner does it."""
+    """One run of ``workflow`` against ``journal``'s history, as the worker's runner does it.
+
+    ``on_start`` gets the engine before the run starts (to schedule a cancellation, say).
+    """
     capture.install()
-    engine = Engine(
-        journal,
-        journal.history(),
-        len(journal.lines),
+    spec = RunSpec(
         task_id=1,
         name=name,
         workflow="tests:workflow",
+        history=tuple(journal.history()),
+        log_lines=len(journal.lines),
+        may_suspend=False,
+        cancel_requested=cancel_requested,
     )
+    engine = Engine(spec, journal, StepHost())
+    if on_start is not None:
+        on_start(engine)
     loop = asyncio.get_running_loop()
     task_log = capture.TaskLog(engine, loop)
     context = contextvars.copy_context()
     context.run(effects.current_engine.set, engine)
     context.run(capture.current_log.set, task_log)
-    task = loop.create_task(workflow(Context(engine), *args), context=context)
     try:
-        result = await task
-        engine.check_history_consumed()
-        return result
+        end = await engine.run(workflow(Context(engine), *args), context)
+        if end.error is None:
+            engine.check_history_consumed()
     finally:
         task_log.flush_partial()
         await engine.close()
         journal.absorb(await engine.drain())
-        if engine.nondeterminism is not None:
-            raise engine.nondeterminism
+    if engine.nondeterminism is not None:
+        raise engine.nondeterminism
+    if end.error is not None:
+        raise end.error
+    return end.value

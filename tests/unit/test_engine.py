@@ -161,7 +161,12 @@ async def test_retries_are_recorded_and_survive_a_restart() -> None:
     attempts.append(1)  # the attempt the crashed run made
     assert await run(workflow, journal) == "ok"
     assert len(attempts) == 3  # one before the crash, two after: never more than max_attempts
-    assert journal.events[0].payload == {"status": "ok", "value": "ok", "attempts": 3}
+    assert journal.events[0].payload == {
+        "status": "ok",
+        "value": "ok",
+        "attempts": 3,
+        "delivered": 0,
+    }
 
 
 async def test_non_retryable_errors_fail_at_once() -> None:
@@ -397,3 +402,81 @@ async def test_a_step_outcome_is_written_soon_while_the_workflow_goes_on_computi
 
     await run(workflow, journal)
     assert journal.round_trips == 1 and journal.events[0].payload["value"] == 1
+
+
+async def test_gather_of_helpers_replays_in_the_order_outcomes_arrived() -> None:
+    """The issue 8 case: helpers awaiting two steps each, the first steps finishing in reverse
+    order. A replay hands them back in that order, so the second steps keep their seqs."""
+    done: dict[int, asyncio.Event] = {i: asyncio.Event() for i in range(3)}
+    calls: list[str] = []
+
+    async def first(i: int) -> int:
+        calls.append(f"f{i}")
+        if i < 2:
+            await done[i + 1].wait()  # 2 finishes first, then 1, then 0
+        done[i].set()
+        return i * 10
+
+    async def second(a: int) -> int:
+        calls.append(f"g{a}")
+        return a + 1
+
+    async def helper(ctx: durable.Context, i: int) -> int:
+        a = await ctx.step(first, i, name="f")
+        return await ctx.step(second, a, name="g")
+
+    async def workflow(ctx: durable.Context) -> list[int]:
+        return list(await asyncio.gather(*(helper(ctx, i) for i in range(3))))
+
+    journal = ListJournal()
+    assert await run(workflow, journal) == [1, 11, 21]
+    labels = [journal.events[s].label for s in sorted(journal.events)]
+    assert labels == ["f", "f", "f", "g", "g", "g"]
+    assert [journal.events[s].payload["value"] for s in (3, 4, 5)] == [21, 11, 1]
+    calls.clear()
+    assert await run(workflow, journal) == [1, 11, 21]
+    assert calls == []
+
+
+async def test_dict_key_order_survives_replay() -> None:
+    async def make() -> dict[str, int]:
+        return {"zebra": 1, "apple": 2, "mango": 3}
+
+    seen: list[list[str]] = []
+
+    async def workflow(ctx: durable.Context) -> list[str]:
+        d = await ctx.step(make, name="make")
+        keys = list(d)
+        seen.append(keys)
+        return keys
+
+    journal = ListJournal()
+    first = await run(workflow, journal)
+    # what a replay from the database sees: the payload as the column gives it back
+    import json
+
+    for event in journal.events.values():
+        object.__setattr__(event, "payload", json.loads(json.dumps(event.payload)))
+    assert await run(workflow, journal) == first == ["zebra", "apple", "mango"]
+
+
+async def test_lines_printed_by_steps_reach_the_log_once_in_delivery_order() -> None:
+    def noisy(i: int) -> int:
+        print(f"step {i} says hi")
+        return i
+
+    async def workflow(ctx: durable.Context) -> None:
+        print("start")
+        await ctx.step(noisy, 1, name="one")
+        print("middle")
+        await ctx.step(noisy, 2, name="two")
+        print("end")
+
+    journal = ListJournal()
+    await run(workflow, journal)
+    expected = ["start", "step 1 says hi", "middle", "step 2 says hi", "end"]
+    assert journal.log() == expected
+    # A replay after a crash that lost the last line: the steps do not run, nothing repeats.
+    del journal.lines[4]
+    await run(workflow, journal)
+    assert journal.log() == expected
