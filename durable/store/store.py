@@ -316,6 +316,14 @@ class Store:
             results[index] = (row["id"], row["name"], row["workflow"], row["created"])
         return results
 
+    async def fork_task(self, task_id: int, at: int, name: str | None) -> tuple[int, str, str]:
+        """A new task with the events of ``task_id`` before seq ``at``: (id, name, workflow)."""
+        row = await self._fetchrow(queries.FORK_TASK, task_id, at, name)
+        if row is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        self._wake_tasks(row["queue"])
+        return row["id"], row["name"], row["workflow"]
+
     async def get_task(self, task_id: int) -> TaskInfo:
         """The task with this id, or TaskNotFound."""
         row = await self._fetchrow(queries.GET_TASK, task_id)
