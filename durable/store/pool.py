@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 from types import TracebackType
-from typing import Any
 
 import asyncpg
 
@@ -150,8 +149,3 @@ class Translated:
     ) -> None:
         if isinstance(exc, CONNECTION_ERRORS):
             raise unavailable(self.url, exc) from exc
-
-
-def record_dict(record: Any) -> dict[str, Any]:
-    """An asyncpg Record as a plain dict."""
-    return dict(record.items())
