@@ -367,6 +367,8 @@ class Worker:
     def _start_task(self, runner: Runner, running: Running) -> None:
         task_id = running.claimed.id
         self._running[task_id] = running
+        if running.claimed.cancel_requested:
+            self._cancelling.add(task_id)  # the claim delivers it: the re-checks need not say so
         task = asyncio.create_task(runner.run(running), name=f"durable-task-{task_id}")
         self._runner_tasks.add(task)
 
