@@ -19,6 +19,7 @@ from durable.models import TaskState
 from durable.store import queries
 from durable.store.access import Fence, LeaseLost, StoreAccess
 from durable.store.group_commit import GroupCommit
+from durable.store.pool import CONNECTION_ERRORS
 from durable.store.records import (
     Batch,
     ClaimedTask,
@@ -242,15 +243,29 @@ class Runs(StoreAccess):
         """Run ``body`` in one transaction that is fenced and records what ``body`` returns.
 
         Returns None once committed, or the payload (JSON text) already recorded at ``seq``,
-        in which case ``body`` is not run. LeaseLost if the task is not held.
+        in which case ``body`` is not run. LeaseLost if the task is not held. What ``body``
+        raises (after a rollback) is its own error, even a ``TimeoutError`` or an ``OSError``,
+        unless its connection died under it: only then is it DatabaseUnavailable (retried).
         """
-        async with self._transaction(
-            Fence(task_id, lease, queries.TRANSACTION_BEGIN, (seq,))
-        ) as tx:
-            if tx.fenced["recorded"] is not None:
-                return str(tx.fenced["recorded"])
-            batch = await body(tx.conn)
-            row = await tx.conn.fetchrow(queries.RECORD, task_id, lease, *batch.columns())
+        failure: BaseException | None = None
+        fence = Fence(task_id, lease, queries.TRANSACTION_BEGIN, (seq,))
+        try:
+            async with self._transaction(fence) as tx:
+                if tx.fenced["recorded"] is not None:
+                    return str(tx.fenced["recorded"])
+                try:
+                    batch = await body(tx.conn)
+                except CONNECTION_ERRORS as error:
+                    if tx.conn.is_closed():
+                        raise
+                    # The user's own error, that the block would take for an outage.
+                    failure = error
+                    raise _BodyFailed from None
+                row = await tx.conn.fetchrow(queries.RECORD, task_id, lease, *batch.columns())
+        except _BodyFailed:
+            pass
+        if failure is not None:
+            raise failure  # outside the except: its context stays its own
         self._told_lines(task_id, row["lines"])
         return None
 
@@ -294,6 +309,10 @@ class Runs(StoreAccess):
         for queue in sorted(queues):
             self._wake_tasks(queue)
         return payloads
+
+
+class _BodyFailed(Exception):
+    """Rolls back a transaction whose body raised an error that looks like an outage."""
 
 
 def _checked(result: WriteResult | Exception) -> WriteResult:
