@@ -126,6 +126,28 @@ class Client:
         )
         return TaskHandle(id=task_id, name=task_name, workflow=task_workflow, created=created)
 
+    async def fork(self, task_id: int, *, at: int, name: str | None = None) -> TaskHandle:
+        """Create a new task that replays task ``task_id``'s history before seq ``at``.
+
+        The fork runs the same workflow with the same args, kwargs and queue. Its event log
+        starts as a copy of the original's events with ``seq < at``: those effects are not
+        performed again, their recorded outcomes are replayed, and the fork runs on from
+        there. A running original may be forked (what it has recorded so far is copied).
+
+        Args:
+            task_id: the task to fork.
+            at: the first seq not copied (0: no event, the workflow starts afresh).
+            name: the fork's name (default: ``"<name> (fork of <id> at <at>)"``).
+
+        Raises:
+            durable.TaskNotFound: no such task.
+            ValueError: ``at`` is negative.
+        """
+        if at < 0:
+            raise ValueError(f"a fork's seq must be 0 or more, not {at}")
+        fork_id, fork_name, workflow = await self.store.fork_task(task_id, at, name)
+        return TaskHandle(id=fork_id, name=fork_name, workflow=workflow, created=True)
+
     # -- reading -----------------------------------------------------------------------------
 
     async def get(self, task_id: int) -> TaskInfo:

@@ -52,5 +52,4 @@ def _qualified(cls: type[BaseException]) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-DEFAULT_STEP_RETRY = RetryPolicy()
 NO_RETRY = RetryPolicy(max_attempts=1)

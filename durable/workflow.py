@@ -152,7 +152,6 @@ def step(
                 engine, inner, args, kwargs, label=label, retry=retry, timeout=timeout
             )
 
-        wrapper.__durable_step__ = True  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     if fn is not None:

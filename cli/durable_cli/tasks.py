@@ -21,6 +21,7 @@ from durable_cli.session import connect, run
 
 RETRYABLE = (durable.TaskState.FAILED, durable.TaskState.CANCELLED)
 CANCEL_WAIT = 10.0  # seconds `durable cancel` waits for the task to end, by default
+MAX_SEQ = 2**31 - 1  # event seqs are Postgres integers
 
 
 @click.command()
@@ -221,6 +222,35 @@ def retry(ctx: click.Context, task_id: int) -> int:
 
 @click.command()
 @task_id_argument
+@click.option(
+    "--at",
+    "seq",
+    required=True,
+    type=click.IntRange(min=0, max=MAX_SEQ),
+    metavar="SEQ",
+    help="Copy the events before this seq; the fork runs from there.",
+)
+@click.option("--name", help="The fork's name [default: '<name> (fork of ID at SEQ)'].")
+@database_url_option
+@click.pass_context
+def fork(ctx: click.Context, task_id: int, seq: int, name: str | None) -> int:
+    """Create a task that replays task ID's events before SEQ and runs on; print its id.
+
+    The fork runs the same workflow with the same arguments and queue; the effects recorded
+    before SEQ are not performed again. A running task may be forked.
+    """
+
+    async def go() -> int:
+        async with connect(ctx) as client:
+            handle = await client.fork(task_id, at=seq, name=name)
+        output.echo_line(str(handle.id))
+        return ExitCode.OK
+
+    return run(go())
+
+
+@click.command()
+@task_id_argument
 @json_option
 @database_url_option
 @click.pass_context
@@ -302,4 +332,4 @@ def list_tasks(
     return run(go())
 
 
-COMMANDS = (launch, tail, logs, cancel, retry, show, list_tasks, events)
+COMMANDS = (launch, tail, logs, cancel, retry, fork, show, list_tasks, events)

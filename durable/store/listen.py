@@ -44,7 +44,6 @@ class Listener:
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()
 
     async def start(self) -> None:
         """Connect and LISTEN; raises DatabaseUnavailable if the first attempt fails."""
@@ -70,7 +69,6 @@ class Listener:
         for channel in self.channels:
             await conn.add_listener(channel, self._dispatch)
         self._conn = conn
-        self.ready.set()
 
     def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         self.callback(channel, payload)
@@ -82,7 +80,6 @@ class Listener:
         backoff = 0.1
         while True:
             await self._wait_lost()
-            self.ready.clear()
             log.warning("listen connection lost; reconnecting")
             while True:
                 try:

@@ -76,6 +76,33 @@ LEFT JOIN durable.tasks AS t ON t.key = input.key AND ins.id IS NULL
 ORDER BY input.ord
 """
 
+# Fork (SPEC 14): a new pending task with the original's workflow, args, kwargs and queue whose
+# event log is a verbatim copy (payload and time included) of the original's events before seq
+# $2: replay returns those outcomes without performing the effects again, and the run goes on
+# from there. One statement, so a fork exists whole or not at all, and the copy is one
+# snapshot of the original's committed events, running or not. Log lines are not copied: the
+# replay prints the workflow's lines again into the fork's own log. Not copied either: key,
+# parent_id (a fork is a top-level task), the mailbox, and the original's children (the copied
+# child events still name them). No row back: the original does not exist.
+FORK_TASK = """
+WITH original AS (
+    SELECT id, name, workflow, args, kwargs, queue FROM durable.tasks WHERE id = $1
+), fork AS (
+    INSERT INTO durable.tasks (name, workflow, args, kwargs, queue)
+    SELECT coalesce($3::text, format('%s (fork of %s at %s)', name, id, $2::bigint)),
+           workflow, args, kwargs, queue
+    FROM original
+    RETURNING id, name, workflow, queue
+), copied AS (
+    INSERT INTO durable.events (task_id, seq, kind, label, payload, at)
+    SELECT fork.id, e.seq, e.kind, e.label, e.payload, e.at
+    FROM fork, durable.events AS e
+    WHERE e.task_id = $1 AND e.seq < $2::bigint
+    RETURNING 1
+)
+SELECT id, name, workflow, queue, (SELECT count(*) FROM copied) AS copied FROM fork
+"""
+
 # -- claiming ------------------------------------------------------------------------------
 
 # Batched claim of runnable tasks: pending ones, and suspended ones whose timer is due (a

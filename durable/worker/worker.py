@@ -97,6 +97,7 @@ class Worker:
         self._store: Store | None = None
         self._listener: Listener | None = None
         self._running: dict[int, Running] = {}
+        self._cancelling: set[int] = set()  # held tasks whose cancellation was delivered
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -251,10 +252,12 @@ class Worker:
 
     # -- notifications -----------------------------------------------------------------------
 
-    def _on_reconnect(self) -> None:
+    async def _on_reconnect(self) -> None:
         # Notifications may have been missed while disconnected: look again at everything.
         self._next_wake_known = False
         self._wake.set()
+        with contextlib.suppress(DatabaseUnavailable):  # the next heartbeat round looks again
+            await self._recheck_cancellations()
 
     def _on_notify(self, channel: str, payload: str) -> None:
         if channel == TASKS_CHANNEL:
@@ -267,10 +270,33 @@ class Worker:
                 self._wake.set()
         elif channel == CANCEL_CHANNEL:
             with contextlib.suppress(ValueError):
-                running = self._running.get(int(payload))
-                if running is not None:
-                    log.info("cancellation requested", task_id=running.claimed.id)
-                    running.cancel()
+                self._cancel(int(payload), missed=False)
+
+    def _cancel(self, task_id: int, *, missed: bool) -> None:
+        running = self._running.get(task_id)
+        if running is None:
+            return
+        if task_id not in self._cancelling:  # the re-checks find it again until it ends
+            self._cancelling.add(task_id)
+            log.info("cancellation requested", task_id=task_id, missed_notify=missed)
+        # Called again on every re-check: a run whose engine did not exist yet ignored the
+        # earlier calls, and a run that got it already ignores this one.
+        running.cancel()
+
+    async def _recheck_cancellations(self) -> None:
+        """Deliver the cancellations requested for held tasks whose NOTIFY this worker missed.
+
+        A cancel's NOTIFY reaches only the workers listening at that moment; one sent while
+        the LISTEN connection was down is lost. The flag stays in the task's row, so the
+        worker reads it again on reconnect and at every heartbeat round (one indexed lookup
+        of the tasks it holds; none when it holds nothing).
+        """
+        assert self._store is not None
+        held = list(self._running)
+        if not held:
+            return
+        for task_id in await self._store.cancel_requested(held):
+            self._cancel(task_id, missed=True)
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -341,12 +367,15 @@ class Worker:
     def _start_task(self, runner: Runner, running: Running) -> None:
         task_id = running.claimed.id
         self._running[task_id] = running
+        if running.claimed.cancel_requested:
+            self._cancelling.add(task_id)  # the claim delivers it: the re-checks need not say so
         task = asyncio.create_task(runner.run(running), name=f"durable-task-{task_id}")
         self._runner_tasks.add(task)
 
         def finished(done: asyncio.Task[None]) -> None:
             self._runner_tasks.discard(done)
             self._running.pop(task_id, None)
+            self._cancelling.discard(task_id)
             self._wake.set()  # a slot is free
             if not done.cancelled() and done.exception() is not None:
                 log.error("runner crashed", task_id=task_id, error=repr(done.exception()))
@@ -375,6 +404,7 @@ class Worker:
                         abandoned=reclaimed.abandoned,
                     )
                 next_expiry_in = reclaimed.next_expiry_in
+                await self._recheck_cancellations()
             except DatabaseUnavailable as error:
                 OUTAGE.failed("heartbeat", error)
                 next_expiry_in = None

@@ -274,3 +274,14 @@ async def parent_of_sleepers(ctx: durable.Context) -> None:
     print("children started")
     await first.result()
     await second.result()
+
+
+@durable.workflow
+async def four_steps(ctx: durable.Context, ledger: str) -> dict[str, object]:
+    """A draw, then four steps that each append to the ledger and print a line."""
+    token = str(ctx.uuid4())
+    done = []
+    for name in ("one", "two", "three", "four"):
+        done.append(await ctx.step(append, ledger, name, name=name))
+        print(f"did {name}")
+    return {"token": token, "done": done}

@@ -16,7 +16,8 @@ import asyncpg
 
 from durable.models import TaskState
 from durable.store import queries
-from durable.store.store import Batch, FencedWrite, Store, _many_columns
+from durable.store.records import Batch, FencedWrite, many_columns
+from durable.store.store import Store
 from tests.integration.test_wakeups import EMPTY, begin_suspension, state, wait_until_blocked
 
 
@@ -42,7 +43,7 @@ def step(seq: int, line: str | None = None) -> Batch:
 async def finish_many(conn: asyncpg.Connection, task_ids: list[int]) -> list[asyncpg.Record]:
     writes = [FencedWrite(i, 1, Batch.empty(), "complete", "1", None) for i in task_ids]
     outcomes = ([w.state for w in writes], [w.result_json for w in writes], [None] * len(writes))
-    return list(await conn.fetch(queries.FINISH_MANY, *_many_columns(writes), *outcomes))
+    return list(await conn.fetch(queries.FINISH_MANY, *many_columns(writes), *outcomes))
 
 
 async def suspend_on_children(
@@ -61,7 +62,7 @@ async def test_each_task_of_a_shared_write_is_fenced_on_its_own(db_url: str) -> 
         held, stale = await running(conn), await running(conn)
         await conn.execute("UPDATE durable.tasks SET lease = 2 WHERE id = $1", stale)  # taken over
         writes = [FencedWrite(held, 1, step(0, "hello")), FencedWrite(stale, 1, step(0, "late"))]
-        rows = await conn.fetch(queries.RECORD_MANY, *_many_columns(writes))
+        rows = await conn.fetch(queries.RECORD_MANY, *many_columns(writes))
         assert [(r["task_id"], r["held"], r["lines"]) for r in rows] == [
             (held, True, 1),
             (stale, False, 0),
