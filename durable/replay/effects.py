@@ -42,12 +42,17 @@ from durable.replay.history import (
     CHILD,
     CHILD_RESULT,
     NOTIFICATION,
+    NOW,
     PEEK,
     PRINTED_LINES,
     PROMISE,
+    RANDOM,
+    REJECT,
+    RESOLVE,
     SLEEP,
     STEP,
     TRANSACTION,
+    UUID,
     error_payload,
 )
 from durable.retry import RetryPolicy
@@ -218,18 +223,18 @@ async def sleep_until(engine: Engine, seq: int, deadline: datetime) -> None:
 
 def now(engine: Engine) -> datetime:
     """The clock, recorded once."""
-    text = engine.sync_effect("now", "now", lambda: engine.clock().isoformat())
+    text = engine.sync_effect(NOW, "now", lambda: engine.clock().isoformat())
     return datetime.fromisoformat(text)
 
 
 def random_float(engine: Engine) -> float:
     """A float in [0, 1), recorded once."""
-    return float(engine.sync_effect("random", "random", random.random))
+    return float(engine.sync_effect(RANDOM, "random", random.random))
 
 
 def uuid4(engine: Engine) -> uuid.UUID:
     """A random UUID, recorded once."""
-    return uuid.UUID(engine.sync_effect("uuid", "uuid4", lambda: str(uuid.uuid4())))
+    return uuid.UUID(engine.sync_effect(UUID, "uuid4", lambda: str(uuid.uuid4())))
 
 
 # -- promises and notifications ---------------------------------------------------------------
@@ -276,7 +281,7 @@ async def complete_promise(
     engine: Engine, seq: int, promise_id: str, state: str, value: Any, message: str | None
 ) -> PromiseState:
     """Resolve or reject a promise from a workflow (exactly once); the state that won."""
-    kind = "resolve" if state == "resolved" else "reject"
+    kind = RESOLVE if state == "resolved" else REJECT
     recorded = engine.match(seq, kind, promise_id)
     if recorded is None and value is not None:
         serialization.dumps(value, f"promise {promise_id!r} value")

@@ -77,6 +77,26 @@ __all__ = [
 _CANCEL = object()  # the cancellation, queued among the arrivals
 
 
+class Cancellation:
+    """The task's cancellation as this run knows it: requested (by `durable cancel`, a
+    timeout, a recorded marker), then delivered to the workflow once, at one point."""
+
+    __slots__ = ("delivered", "requested")
+
+    def __init__(self, requested: bool) -> None:
+        self.requested = requested
+        self.delivered = False
+
+    def pending(self) -> bool:
+        """Requested, not delivered yet."""
+        return self.requested and not self.delivered
+
+    def refuse(self, task_id: int) -> None:
+        """Raise durable.Cancelled for an effect issued after the delivery, outside cleanup."""
+        if self.delivered and not in_cleanup.get():
+            raise Cancelled(f"task {task_id} was cancelled")
+
+
 class Engine(Recorder):
     """Runs one workflow run: its deliveries, in replay order, then as outcomes arrive."""
 
@@ -101,12 +121,16 @@ class Engine(Recorder):
         self._root: asyncio.Task[Any] | None = None
         self._step_context = contextvars.copy_context()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.cancel_requested = spec.cancel_requested
-        self.cancel_delivered = False
+        self.cancellation = Cancellation(spec.cancel_requested)
 
     def is_replaying(self) -> bool:
         """True while recorded outcomes remain to be handed back."""
         return not self._new_ground
+
+    @property
+    def cancel_requested(self) -> bool:
+        """The task is being cancelled (the run ends ``cancelled``)."""
+        return self.cancellation.requested
 
     # -- effects, seen from the workflow -----------------------------------------------------
 
@@ -139,8 +163,7 @@ class Engine(Recorder):
     def _refuse_after_cancellation(self) -> None:
         if self._ended:
             raise asyncio.CancelledError(STOP_MESSAGE)
-        if self.cancel_delivered and not in_cleanup.get():
-            raise Cancelled(f"task {self.task_id} was cancelled")
+        self.cancellation.refuse(self.task_id)
 
     def _register(self, effect: Effect) -> None:
         self._pending[effect.seq] = effect
@@ -223,10 +246,10 @@ class Engine(Recorder):
 
     def request_cancel(self) -> None:
         """Cancel the task: delivered where the workflow waits, once the replay is done."""
-        if self.cancel_requested:
+        if self.cancellation.requested:
             return
-        self.cancel_requested = True
-        if self._new_ground and not self.cancel_delivered:
+        self.cancellation.requested = True
+        if self._new_ground:
             self._ready.append((_CANCEL, (None, None)))
             self._settle_soon()
 
@@ -338,7 +361,7 @@ class Engine(Recorder):
                 self._ready.append((effect, (self._recorded_payload(effect), None)))
             else:
                 self._to_start.append(effect)
-        if self.cancel_requested and not self.cancel_delivered:
+        if self.cancellation.pending():
             self._ready.append((_CANCEL, (None, None)))
 
     def _recorded_payload(self, effect: Effect) -> Any:
@@ -399,7 +422,7 @@ class Engine(Recorder):
         On new ground a marker is recorded at the next seq, with its delivery position, so
         that a replay (after a crash during the cleanup) lands it at this same point.
         """
-        if self.cancel_delivered:
+        if self.cancellation.delivered:
             return
         if marker is None:
             seq = self.next_seq()
@@ -411,8 +434,8 @@ class Engine(Recorder):
                 self._nondeterministic_stop(marker)
                 return
             self._next_seq += 1
-        self.cancel_requested = True
-        self.cancel_delivered = True
+        self.cancellation.requested = True
+        self.cancellation.delivered = True
         if self._root is not None and not self._root.done():
             self._root.cancel(CANCEL_MESSAGE)
 
@@ -472,7 +495,7 @@ class Engine(Recorder):
             not self.spec.may_suspend
             or not self._new_ground
             or self._ended
-            or self.cancel_requested  # cleanup code runs in memory to its end
+            or self.cancellation.requested  # cleanup code runs in memory to its end
             or self._ready
             or self._active
             or not self._wloop.quiescent

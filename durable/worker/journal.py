@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from durable import serialization
 from durable.errors import DatabaseUnavailable
+from durable.replay import history
 from durable.replay.control import LeaseLost
 from durable.replay.journal import NewEvent, Writes
 from durable.store.store import Batch, Store
@@ -107,7 +108,7 @@ class StoreJournal:
             payload.clear()
             payload.update(state=won.state, value=won.value, message=won.message)
             text = serialization.dumps(payload, f"promise {promise_id!r}")
-            kind = "resolve" if state == "resolved" else "reject"
+            kind = history.RESOLVE if state == "resolved" else history.REJECT
             return to_batch(Writes(events=[NewEvent(seq, kind, label, text)]))
 
         recorded = await persist(
@@ -130,7 +131,7 @@ class StoreJournal:
             created_at = note.created_at.isoformat()
             payload.update(status="ok", event=note.event, data=note.data, created_at=created_at)
             text = serialization.dumps(payload, "notification")
-            return to_batch(Writes(events=[NewEvent(seq, "notification", label, text)]))
+            return to_batch(Writes(events=[NewEvent(seq, history.NOTIFICATION, label, text)]))
 
         recorded = await persist(
             lambda: self.store.in_transaction(self.task_id, self.lease, seq, run)
