@@ -10,6 +10,7 @@ import durable
 from durable_cli import output
 from durable_cli.exit_codes import CommandFailed, ExitCode, for_state
 from durable_cli.options import (
+    MAX_TASK_ID,
     JsonObject,
     JsonValue,
     WorkflowReference,
@@ -275,7 +276,7 @@ def events(ctx: click.Context, task_id: int, as_json: bool) -> int:
 @click.option("--workflow", metavar="MODULE:FUNCTION", help="Only tasks of this workflow.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_TASK_ID),  # a bigint, like task ids
     default=50,
     show_default=True,
     help="At most this many tasks.",

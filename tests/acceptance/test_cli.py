@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 import durable
+from durable.store.migrate import head_revision
 from tests.helpers.processes import WorkerProcess, run_cli
 
 
@@ -89,6 +91,15 @@ async def test_os_system_is_never_run(
         (["show", "99999999999999999999"], "99999999999999999999"),  # past bigint
         (["notify", "999999", "ping"], "999999"),
         (["list", "--state", "sleeping"], "sleeping"),
+        # What Postgres cannot store is bad input too, not "unexpected error: <asyncpg class>".
+        (["launch", "--arg", '"a\\u0000b"', "x", "examples.hello_world:main"], "NUL"),
+        (["launch", "--arg", '["\\ud800"]', "x", "examples.hello_world:main"], "surrogate"),
+        (["launch", "--kwargs", '{"k\\u0000": 1}', "x", "examples.hello_world:main"], "NUL"),
+        (["launch", "--key", "\udcff", "x", "examples.hello_world:main"], "surrogate"),
+        (["launch", "\udcff", "examples.hello_world:main"], "surrogate"),
+        (["list", "--limit", "99999999999999999999"], "--limit"),
+        (["list", "--workflow", "\udcff"], "surrogate"),
+        (["promise", "reject", "p", "\udcff"], "surrogate"),
     ],
 )
 async def test_bad_input_exits_2_with_one_line_and_writes_nothing(
@@ -120,6 +131,23 @@ async def test_unreachable_database_exits_2_with_the_password_masked() -> None:
             assert "s3cret-pw" not in result.stdout + result.stderr
             assert "Traceback" not in result.stderr
             assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_migrate_refuses_a_schema_newer_than_the_code(db_url: str) -> None:
+    connection = await asyncpg.connect(db_url)
+    try:
+        await connection.execute("UPDATE durable.alembic_version SET version_num = 'f00_future'")
+        result = await run_cli(db_url, "migrate")
+        assert result.code == 2, result
+        assert result.stderr.strip().splitlines() == [
+            "Error: the database schema (f00_future) is newer than this code "
+            f"({head_revision()}): upgrade durable-engine; the schema was left as it is"
+        ]
+        assert await connection.fetchval("SELECT version_num FROM durable.alembic_version") == (
+            "f00_future"
+        )
+    finally:
+        await connection.close()
 
 
 async def test_notify_a_finished_task_exits_1(
