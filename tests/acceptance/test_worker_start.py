@@ -119,3 +119,24 @@ async def test_connect_timeout_0_fails_at_once_and_a_bad_import_is_bad_input() -
     assert result.code == 2, result
     assert len(result.stderr.strip().splitlines()) == 1
     assert "no_such_module_here" in result.stderr and "(--import)" in result.stderr
+
+
+async def test_an_outage_writes_only_one_line_log_records(db_url: str) -> None:
+    """asyncpg's "Failed to restore the pool connection floor" (a warning with a traceback,
+    from its own `logging` logger) comes out as one structlog line like every other."""
+    async with Proxy(db_url) as proxy:
+        worker = WorkerProcess(proxy.url(db_url), *FAST)
+        try:
+            await worker.start()
+            proxy.pause()
+            await proxy.break_connections()
+            floor = "Failed to restore the pool connection floor; retrying"
+            await worker.wait_for_log(floor, timeout=15, logger="asyncpg.pool")
+            proxy.resume()
+            await worker.wait_for_log("database reachable again", timeout=15)
+        finally:
+            await worker.stop()
+    line = next(line for line in worker.lines if line.get("event") == floor)
+    assert line["level"] == "warning" and line["error"]
+    not_json = [raw for raw in worker.raw if not raw.startswith("{")]
+    assert not_json == []
