@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 import durable
 from durable.store.migrate import head_revision
-from tests.helpers.processes import WorkerProcess, run_cli
+from tests.helpers.processes import REPO_ROOT, WorkerProcess, command, environment, run_cli
 
 
 async def test_hello_world(db_url: str, workers: Callable[..., WorkerProcess]) -> None:
@@ -174,3 +175,38 @@ async def test_an_old_schema_asks_for_migrate(empty_db_url: str) -> None:
     migrated = await run_cli(empty_db_url, "migrate")
     assert migrated.code == 0
     assert (await run_cli(empty_db_url, "migrate", "--check")).code == 0
+
+
+async def test_tail_says_when_no_live_worker_serves_the_queue(
+    db_url: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    await workers("--queue", "other").start()  # alive, but on another queue
+    process = await asyncio.create_subprocess_exec(
+        *command("durable"),
+        "launch",
+        "--tail",
+        "--queue",
+        "nobody",
+        "waiting",
+        "examples.hello_world:main",
+        cwd=REPO_ROOT,
+        env=environment(db_url),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None and process.stdout is not None
+        async with asyncio.timeout(15):
+            task_id = (await process.stderr.readline()).decode().strip()
+            warning = (await process.stderr.readline()).decode()
+        assert warning.startswith(f"no live worker serves queue 'nobody': task {task_id} is ")
+        assert "durable-worker --queue nobody" in warning
+        # The tail goes on: a worker for the queue finishes the task, and it exits 0.
+        await workers("--queue", "nobody").start()
+        out, err = await asyncio.wait_for(process.communicate(), 15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (process.returncode, out.decode(), err.decode()) == (0, "Hello, waiting!\n", "")
