@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
+
+if TYPE_CHECKING:
+    from durable.store.embedded import ServerStatus
 
 # scheme://user:password@host... The password runs to the last "@": an unescaped "@" inside a
 # password is a common mistake, and masking too much is better than printing part of a secret.
@@ -182,3 +186,25 @@ def durable_home() -> Path:
     import platformdirs
 
     return platformdirs.user_data_path("durable")
+
+
+def embedded_server_status() -> ServerStatus:
+    """Whether the embedded server of `durable_home` runs, its data dir, URL and pid; starts
+    nothing. For ``durable server status``."""
+    from durable.store.embedded import server_status
+
+    return server_status()
+
+
+def stop_embedded_server() -> bool:
+    """Stop the embedded server of `durable_home`; False if it was not running."""
+    from durable.store.embedded import stop_server
+
+    return stop_server()
+
+
+def start_embedded_server() -> str:
+    """Start the embedded server of `durable_home` if needed; its URL (no password)."""
+    from durable.store.embedded import ensure_server
+
+    return ensure_server()
