@@ -191,8 +191,13 @@ def worker(
 def _as_flags(message: str) -> str:
     """A `WorkerSettings` error in the words of the command line (``--lease-timeout``)."""
     for name in durable.WorkerSettings.__dataclass_fields__:
-        message = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), message)
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        message = re.sub(rf"\b{name}\b", flag, message)
     return message
+
+
+# Settings whose flag is not the setting's name with dashes (repeatable flags are singular).
+_FLAGS = {"queues": "--queue", "imports": "--import", "allow_modules": "--allow-module"}
 
 
 async def serve(

@@ -580,7 +580,7 @@ def test_worker_defaults_are_the_settings_defaults(served: list[tuple[Any, ...]]
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--queue", " "], "--queues"),
+        (["--queue", " "], "--queue must hold non-empty strings"),
         (["--concurrency", "0"], "--concurrency"),
         (["--log-level", "loud"], "--log-level"),
         (["--heartbeat-interval", "soon"], "--heartbeat-interval"),
