@@ -21,6 +21,10 @@ notifications
 
 # By protocol: __aexit__(exc_type, exc, tb).
 exc_type
+tb
+
+# The durable-worker console script (pyproject's [project.scripts]).
+worker_main
 
 # A strong reference: the event loop keeps only weak references to tasks.
 _._launch_sender  # durable/replay/engine.py

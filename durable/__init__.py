@@ -38,6 +38,7 @@ from durable.models import (
     WorkerInfo,
 )
 from durable.retry import RetryPolicy
+from durable.worker.settings import WorkerSettings
 from durable.worker.worker import Worker
 from durable.workflow import Workflow, step, transaction, workflow
 
@@ -71,6 +72,7 @@ __all__ = [
     "Timeout",
     "Worker",
     "WorkerInfo",
+    "WorkerSettings",
     "Workflow",
     "WorkflowNotFound",
     "__version__",

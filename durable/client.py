@@ -10,12 +10,22 @@ from typing import Any
 
 from durable import serialization
 from durable.config import resolve_database_url, uses_embedded_default
-from durable.errors import DurableError, PromiseRejected, TaskCancelled, TaskFailed, Timeout
+from durable.errors import (
+    DurableError,
+    PromiseRejected,
+    TaskCancelled,
+    TaskFailed,
+    TaskNotFound,
+    Timeout,
+)
 from durable.models import Event, PromiseState, TaskHandle, TaskInfo, TaskState, WorkerInfo
 from durable.store.listen import Listener
 from durable.store.store import Store
 from durable.store.wakeups import PROMISES_CHANNEL, TASK_EVENTS_CHANNEL
 from durable.workflow import Workflow, declared_queue, reference_of
+
+# Task ids are Postgres bigints, and so is a list's limit.
+MAX_BIGINT = 2**63 - 1
 
 # Waiters are woken by NOTIFY; this is how often they look anyway, in case a wake-up was lost
 # (its sender died between its commit and the NOTIFY: see durable.store.wakeups).
@@ -109,11 +119,23 @@ class Client:
                 process has already imported).
 
         Raises:
-            durable.SerializationError: an argument is not JSON; nothing is written.
+            durable.SerializationError: an argument, or the name, key or queue, holds what
+                cannot be stored (not JSON, a NUL character, a lone surrogate); nothing is
+                written.
+            TypeError: ``args`` is not a list or tuple, ``kwargs`` not a dict, or a name,
+                key or queue not a string.
+            ValueError: ``workflow`` is a string that is not ``module:function``.
         """
-        reference = reference_of(workflow)
+        reference = serialization.check_text(reference_of(workflow), "the workflow reference")
+        if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
+            raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
         if queue is None:
             queue = declared_queue(workflow) or "default"
+        for value, what in ((name, "the task name"), (key, "the key"), (queue, "the queue")):
+            if value is not None:
+                serialization.check_text(value, what)
         args_json = serialization.dumps(list(args), "launch args")
         kwargs_json = serialization.dumps(dict(kwargs or {}), "launch kwargs")
         task_id, task_name, task_workflow, created = await self.store.create_task(
@@ -152,19 +174,29 @@ class Client:
 
     async def get(self, task_id: int) -> TaskInfo:
         """The task with this id (``durable.TaskNotFound`` if none)."""
-        return await self.store.get_task(task_id)
+        return await self.store.get_task(_task_id(task_id))
 
     async def list_tasks(
         self, *, state: str | None = None, workflow: str | None = None, limit: int = 50
     ) -> list[TaskInfo]:
-        """Tasks, newest first."""
+        """Tasks, newest first.
+
+        Raises:
+            ValueError: an unknown state, or a limit that is not from 1 to 2**63 - 1.
+        """
         if state is not None:
             state = TaskState(state).value
+        if workflow is not None:
+            serialization.check_text(workflow, "the workflow filter")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"limit must be an integer, not {type(limit).__name__}")
+        if not 1 <= limit <= MAX_BIGINT:
+            raise ValueError(f"limit must be from 1 to {MAX_BIGINT}, not {limit}")
         return await self.store.list_tasks(state=state, workflow=workflow, limit=limit)
 
     async def events(self, task_id: int) -> list[Event]:
         """The task's event log in seq order."""
-        await self.store.task_state(task_id)
+        await self.store.task_state(_task_id(task_id))
         return await self.store.list_events(task_id)
 
     async def workers(self) -> list[WorkerInfo]:
@@ -176,7 +208,8 @@ class Client:
 
         New lines are announced by NOTIFY; a slow re-check covers a lost announcement.
         """
-        await self.store.task_state(task_id)  # unknown id: TaskNotFound before anything else
+        # unknown id: TaskNotFound before anything else
+        await self.store.task_state(_task_id(task_id))
         if not follow:
             for line in await self.store.read_logs(task_id, -1):
                 yield line.line
@@ -200,6 +233,7 @@ class Client:
 
     async def wait(self, task_id: int, timeout: float | None = None) -> TaskInfo:
         """Wait until the task is final and return it; ``durable.Timeout`` if it is not in time."""
+        _task_id(task_id)
         async with self._watch(task_id) as changed:
             try:
                 async with asyncio.timeout(timeout):
@@ -235,7 +269,7 @@ class Client:
         A pending or suspended task is cancelled at once; a running one is told and ends
         ``cancelled`` at its current await; a final task is left as it is.
         """
-        _before, after = await self.store.cancel_task(task_id)
+        _before, after = await self.store.cancel_task(_task_id(task_id))
         return after
 
     async def retry(self, task_id: int) -> TaskState:
@@ -244,7 +278,7 @@ class Client:
         Returns the state after the call (unchanged for a task that is not failed or
         cancelled).
         """
-        _before, after = await self.store.retry_task(task_id)
+        _before, after = await self.store.retry_task(_task_id(task_id))
         return after
 
     # -- promises and notifications ----------------------------------------------------------
@@ -255,6 +289,7 @@ class Client:
         Raises:
             durable.PromiseRejected: it had been rejected before.
         """
+        serialization.check_text(promise_id, "a promise id")
         value_json = serialization.dumps(value, f"promise {promise_id!r} value")
         won = await self.store.complete_promise(promise_id, "resolved", value_json, None)
         if won.state == "rejected":
@@ -265,12 +300,19 @@ class Client:
         """Reject a durable promise (at most once).
 
         Returns the value that won: None when a rejection won, else the resolved value.
+
+        Raises:
+            TypeError: ``message`` is not a string.
+            durable.SerializationError: the id or message holds a NUL or a lone surrogate.
         """
+        serialization.check_text(promise_id, "a promise id")
+        serialization.check_text(message, "a rejection message")
         won = await self.store.complete_promise(promise_id, "rejected", None, message)
         return won.value if won.state == "resolved" else None
 
     async def peek(self, promise_id: str) -> PromiseState:
         """A promise's state (pending, resolved or rejected) without waiting."""
+        serialization.check_text(promise_id, "a promise id")
         return await self.store.peek_promise(promise_id)
 
     async def wait_promise(self, promise_id: str, timeout: float | None = None) -> Any:
@@ -280,6 +322,7 @@ class Client:
             durable.PromiseRejected: it was rejected.
             durable.Timeout: it was not completed within ``timeout`` seconds.
         """
+        serialization.check_text(promise_id, "a promise id")
         changed = asyncio.Event()
         await self._ensure_listener()
         self._promise_watchers.setdefault(promise_id, set()).add(changed)
@@ -308,8 +351,9 @@ class Client:
             durable.TaskNotFound: no such task.
             durable.TaskFinished: the task is final and will never receive it.
         """
+        serialization.check_text(event, "the notification event")
         data_json = serialization.dumps(data, "notification data")
-        await self.store.send_notification(task_id, event, data_json)
+        await self.store.send_notification(_task_id(task_id), event, data_json)
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -384,3 +428,12 @@ async def _woken_or_fallback(changed: asyncio.Event) -> None:
     """Until ``changed`` is set, or FALLBACK_RECHECK seconds have passed."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(changed.wait(), FALLBACK_RECHECK)
+
+
+def _task_id(task_id: int) -> int:
+    """``task_id`` if it can name a task; TaskNotFound for a number no task can have."""
+    if isinstance(task_id, bool) or not isinstance(task_id, int):
+        raise TypeError(f"a task id is an integer, not {type(task_id).__name__}")
+    if not 0 <= task_id <= MAX_BIGINT:
+        raise TaskNotFound(f"no task with id {task_id}")
+    return task_id

@@ -1,16 +1,11 @@
 """Durable promises and notifications from the shell: ``promise resolve|reject|peek|await``
-and ``notify``.
-
-The `durable.Client` methods these call (SPEC 4: ``resolve``, ``reject``, ``peek``,
-``wait_promise``, ``notify``) are typed by `PromiseClient`; a library without them gets a
-one-line error, not a traceback.
-"""
+and ``notify``, over `durable.Client`'s methods of the same names (SPEC 4)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any, Protocol, cast
+from typing import Any
 
 import click
 
@@ -19,22 +14,6 @@ from durable_cli import output
 from durable_cli.exit_codes import CommandFailed, ExitCode
 from durable_cli.options import JsonValue, database_url_option, task_id_argument
 from durable_cli.session import connect, run
-
-
-class PromiseClient(Protocol):
-    """The promise and notification half of `durable.Client` (SPEC 4)."""
-
-    async def resolve(self, promise_id: str, value: Any) -> Any: ...
-    async def reject(self, promise_id: str, message: str) -> Any: ...
-    async def peek(self, promise_id: str) -> durable.PromiseState: ...
-    async def wait_promise(self, promise_id: str, timeout: float | None = None) -> Any: ...
-    async def notify(self, task_id: int, event: str, data: Any = None) -> Any: ...
-
-
-def _promises(client: durable.Client, method: str) -> PromiseClient:
-    if not hasattr(client, method):
-        raise CommandFailed(f"this version of durable has no Client.{method}()")
-    return cast(PromiseClient, client)
 
 
 @click.group()
@@ -58,7 +37,7 @@ def resolve(ctx: click.Context, promise_id: str, value: Any) -> int:
     async def go() -> int:
         async with connect(ctx) as client:
             try:
-                won = await _promises(client, "resolve").resolve(promise_id, value)
+                won = await client.resolve(promise_id, value)
             except durable.PromiseRejected as rejected:
                 raise CommandFailed(
                     f"promise {promise_id} was already rejected: {rejected.message}"
@@ -86,8 +65,8 @@ def reject(ctx: click.Context, promise_id: str, message: str) -> int:
 
     async def go() -> int:
         async with connect(ctx) as client:
-            await _promises(client, "reject").reject(promise_id, message)
-            won = await _promises(client, "peek").peek(promise_id)
+            await client.reject(promise_id, message)
+            won = await client.peek(promise_id)
         if won.state == "resolved":
             output.echo_line(output.compact(won.value))
             raise CommandFailed(f"promise {promise_id} was already resolved")
@@ -115,7 +94,7 @@ def peek(ctx: click.Context, promise_id: str) -> int:
 
     async def go() -> int:
         async with connect(ctx) as client:
-            state = await _promises(client, "peek").peek(promise_id)
+            state = await client.peek(promise_id)
         output.echo_json(asdict(state))
         return ExitCode.OK
 
@@ -133,7 +112,7 @@ def await_(ctx: click.Context, promise_id: str, timeout: float | None) -> int:
     async def go() -> int:
         async with connect(ctx) as client:
             try:
-                value = await _promises(client, "wait_promise").wait_promise(promise_id, timeout)
+                value = await client.wait_promise(promise_id, timeout)
             except durable.PromiseRejected as rejected:
                 raise CommandFailed(f"promise {promise_id!r} was rejected: {rejected}") from None
         output.echo_line(output.compact(value))
@@ -156,7 +135,7 @@ def notify(ctx: click.Context, task_id: int, event: str, data: Any) -> int:
 
     async def go() -> int:
         async with connect(ctx) as client:
-            await _promises(client, "notify").notify(task_id, event, data)
+            await client.notify(task_id, event, data)
         return ExitCode.OK
 
     return run(go())

@@ -13,6 +13,7 @@ import signal
 from collections.abc import Callable, Iterator
 
 from durable.logs import get_logger
+from durable_cli import early
 
 log = get_logger("durable.worker")
 
@@ -22,6 +23,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 @contextlib.contextmanager
 def on_stop(callback: Callable[[], None]) -> Iterator[None]:
     """Call ``callback`` on the first SIGTERM/SIGINT; on a second one, exit the process at once.
+
+    Signals remembered by `durable_cli.early` before the loop ran are handled on entry.
 
     The immediate exit uses ``os._exit(128 + signum)``: nothing is flushed or released, exactly
     like a crash, which durable recovers from (held tasks return to pending after the lease).
@@ -45,6 +48,9 @@ def on_stop(callback: Callable[[], None]) -> Iterator[None]:
             except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Unix/main
                 continue
             installed.append(signum)
+        # Signals that arrived before the loop ran (durable_cli.early) count as received now.
+        for signum in early.take_pending():
+            handle(signum)
         yield
     finally:
         for signum in installed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import click
@@ -10,6 +12,7 @@ import durable
 from durable_cli import output
 from durable_cli.exit_codes import CommandFailed, ExitCode, for_state
 from durable_cli.options import (
+    MAX_TASK_ID,
     JsonObject,
     JsonValue,
     WorkflowReference,
@@ -22,6 +25,8 @@ from durable_cli.session import connect, run
 RETRYABLE = (durable.TaskState.FAILED, durable.TaskState.CANCELLED)
 CANCEL_WAIT = 10.0  # seconds `durable cancel` waits for the task to end, by default
 MAX_SEQ = 2**31 - 1  # event seqs are Postgres integers
+# Seconds a followed task may wait before `tail` says that no live worker serves its queue.
+UNSERVED_WARNING_AFTER = 3.0
 
 
 @click.command()
@@ -117,14 +122,41 @@ def logs(ctx: click.Context, task_id: int, follow: bool) -> int:
 
 async def _follow(client: durable.Client, task_id: int) -> int:
     """Stream the log until the task is final; exit code by its final state."""
-    async for line in client.tail(task_id):
-        output.echo_line(line)
+    watchdog = asyncio.ensure_future(_warn_if_unserved(client, task_id))
+    try:
+        async for line in client.tail(task_id):
+            output.echo_line(line)
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
     task = await client.get(task_id)
     if task.state == durable.TaskState.FAILED:
         output.echo_task_error(task)
     elif task.state == durable.TaskState.CANCELLED:
         output.note(f"task {task_id} was cancelled")
     return for_state(task.state)
+
+
+async def _warn_if_unserved(client: durable.Client, task_id: int) -> None:
+    """After a few seconds, one line on stderr if no live worker serves the task's queue.
+
+    Without it, a newcomer who forgot to start a worker (or started it on another queue)
+    watches a tail that prints nothing, forever. The tail goes on either way: a worker
+    started later picks the task up.
+    """
+    await asyncio.sleep(UNSERVED_WARNING_AFTER)
+    with contextlib.suppress(durable.DurableError):
+        task = await client.get(task_id)
+        if task.state.is_final or task.state == durable.TaskState.RUNNING:
+            return
+        if any(task.queue in worker.queues for worker in await client.workers()):
+            return
+        start = "durable-worker" + ("" if task.queue == "default" else f" --queue {task.queue}")
+        output.note(
+            f"no live worker serves queue {task.queue!r}: task {task_id} is {task.state.value} "
+            f"until one does (start one: {start}); still following"
+        )
 
 
 @click.command()
@@ -305,7 +337,7 @@ def events(ctx: click.Context, task_id: int, as_json: bool) -> int:
 @click.option("--workflow", metavar="MODULE:FUNCTION", help="Only tasks of this workflow.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_TASK_ID),  # a bigint, like task ids
     default=50,
     show_default=True,
     help="At most this many tasks.",

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
+import contextlib
+import itertools
 import os
+import re
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 import durable
+import durable.config
 import durable.logs
 from durable_cli.exit_codes import CommandFailed
 from durable_cli.main import GuardedCommand
@@ -51,6 +56,10 @@ class StepExecutor(ThreadPoolExecutor):
 
 
 _SECONDS = click.FloatRange(min=0, min_open=True)
+_DEFAULTS = durable.WorkerSettings()
+CONNECT_TIMEOUT = 60.0  # seconds durable-worker keeps trying to reach the database at start
+FIRST_RETRY = 0.5  # seconds before the second attempt; doubled after each failure ...
+MAX_RETRY = 10.0  # ... up to this
 
 
 @click.command(
@@ -60,7 +69,7 @@ _SECONDS = click.FloatRange(min=0, min_open=True)
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=100,
+    default=_DEFAULTS.concurrency,
     show_default=True,
     help="Tasks run at once.",
 )
@@ -76,42 +85,50 @@ _SECONDS = click.FloatRange(min=0, min_open=True)
     "imports",
     multiple=True,
     metavar="MODULE",
-    help="Import this module at start, e.g. to register workflows (repeatable).",
+    help="Import this module at start, e.g. to register workflows; tasks may name it (repeatable).",
 )
 @click.option(
     "--allow-module",
     "allow_modules",
     multiple=True,
     metavar="PREFIX",
-    help="Only import workflows from modules under this prefix (repeatable).",
+    help="Also import workflows from modules under this prefix, wherever they are installed "
+    "(repeatable) [default: only modules under the directory the worker starts in].",
 )
 @click.option(
     "--heartbeat-interval",
     type=_SECONDS,
-    default=5.0,
+    default=_DEFAULTS.heartbeat_interval,
     show_default=True,
     help="Seconds between heartbeats.",
 )
 @click.option(
     "--lease-timeout",
     type=_SECONDS,
-    default=30.0,
+    default=_DEFAULTS.lease_timeout,
     show_default=True,
     help="Seconds without heartbeat after which a worker's tasks are resumed elsewhere.",
 )
 @click.option(
     "--max-attempts",
     type=click.IntRange(min=1),
-    default=5,
+    default=_DEFAULTS.max_attempts,
     show_default=True,
     help="Claims lost to crashed workers after which a task ends failed.",
 )
 @click.option(
     "--shutdown-grace",
     type=click.FloatRange(min=0),
-    default=10.0,
+    default=_DEFAULTS.shutdown_grace,
     show_default=True,
     help="Seconds running effects get to finish on SIGTERM/SIGINT.",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0),
+    default=CONNECT_TIMEOUT,
+    show_default=True,
+    help="Seconds to keep trying to reach the database at start, with backoff; 0: fail at once.",
 )
 @click.option(
     "--log-format",
@@ -139,53 +156,67 @@ def worker(
     lease_timeout: float,
     max_attempts: int,
     shutdown_grace: float,
+    connect_timeout: float,
     log_format: str,
     log_level: str,
     database_url: str | None,
 ) -> int:
     """Run a durable worker until SIGTERM/SIGINT.
 
-    Workflows are imported on demand from the directory the worker was started in. The first
-    signal stops claiming, gives running effects --shutdown-grace seconds and hands the rest
-    back to other workers; a second signal exits at once.
+    Workflows are imported on demand from the directory the worker was started in (modules
+    elsewhere only with --import or --allow-module). The first signal stops claiming, gives
+    running effects --shutdown-grace seconds and hands the rest back to other workers; a
+    second signal exits at once. A database that cannot be reached at start is retried with
+    backoff for --connect-timeout seconds.
     """
-    if lease_timeout <= heartbeat_interval:
-        raise click.BadParameter(
-            f"{lease_timeout:g} s must be longer than --heartbeat-interval "
-            f"({heartbeat_interval:g} s): every worker would be declared dead between two of "
-            "its own heartbeats",
-            param_hint="--lease-timeout",
+    try:
+        settings = durable.WorkerSettings(
+            concurrency=concurrency,
+            queues=queues,
+            heartbeat_interval=heartbeat_interval,
+            lease_timeout=lease_timeout,
+            max_attempts=max_attempts,
+            shutdown_grace=shutdown_grace,
+            imports=imports,
+            allow_modules=allow_modules,
+            app_dir=Path.cwd(),
         )
+    except (ValueError, TypeError) as error:
+        raise click.UsageError(_as_flags(str(error))) from None
     _put_cwd_first()
     durable.logs.configure("json" if log_format == "json" else "console", log_level.lower())
-    for module in imports:
-        _import(module)
-    settings: dict[str, Any] = {
-        "concurrency": concurrency,
-        "queues": list(queues) or ["default"],
-        "heartbeat_interval": heartbeat_interval,
-        "lease_timeout": lease_timeout,
-        "max_attempts": max_attempts,
-        "shutdown_grace": shutdown_grace,
-        "allow_modules": list(allow_modules),
-    }
-    return run(serve(database_url or None, migrate_first, settings))
+    return run(serve(database_url or None, migrate_first, settings, connect_timeout))
 
 
-async def serve(database_url: str | None, migrate_first: bool, settings: dict[str, Any]) -> int:
+def _as_flags(message: str) -> str:
+    """A `WorkerSettings` error in the words of the command line (``--lease-timeout``)."""
+    for name in durable.WorkerSettings.__dataclass_fields__:
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        message = re.sub(rf"\b{name}\b", flag, message)
+    return message
+
+
+# Settings whose flag is not the setting's name with dashes (repeatable flags are singular).
+_FLAGS = {"queues": "--queue", "imports": "--import", "allow_modules": "--allow-module"}
+
+
+async def serve(
+    database_url: str | None,
+    migrate_first: bool,
+    settings: durable.WorkerSettings,
+    connect_timeout: float = CONNECT_TIMEOUT,
+) -> int:
     """Migrate if asked, run the worker, stop it gracefully on the first signal."""
-    concurrency = int(settings["concurrency"])
-    executor = StepExecutor(max_workers=max(8, min(concurrency, 256)))
+    executor = StepExecutor(max_workers=max(8, min(settings.concurrency, 256)))
     asyncio.get_running_loop().set_default_executor(executor)
     stop = asyncio.Event()
     with on_stop(stop.set):
-        if migrate_first:
-            await durable.Client(database_url, check_schema=False).migrate()
-            durable.logs.get_logger("durable.worker").info("schema at head")
-        if stop.is_set():
-            return 0
-        worker = durable.Worker(database_url, **settings)
-        await worker.start()
+        # A malformed URL is no outage: refuse it at once rather than retry it.
+        durable.config.check_database_url(durable.config.configured_database_url(database_url))
+        starter = _Starter(database_url, migrate_first, settings)
+        worker = await _until_started(starter, stop, connect_timeout)
+        if worker is None:
+            return 0  # signalled before the worker ran: nothing claimed, nothing to hand over
         try:
             # A signal, or the worker stopping itself because one of its loops failed.
             signalled = asyncio.ensure_future(stop.wait())
@@ -201,20 +232,79 @@ async def serve(database_url: str | None, migrate_first: bool, settings: dict[st
     return 0
 
 
+class _Starter:
+    """One attempt at migrating (once, if asked) and starting a worker."""
+
+    def __init__(
+        self, database_url: str | None, migrate_first: bool, settings: durable.WorkerSettings
+    ) -> None:
+        self.database_url = database_url
+        self.migrate_first = migrate_first
+        self.settings = settings
+
+    async def __call__(self) -> durable.Worker:
+        if self.migrate_first:
+            await durable.Client(self.database_url, check_schema=False).migrate()
+            durable.logs.get_logger("durable.worker").info("schema at head")
+            self.migrate_first = False
+        # A fresh Worker per attempt: one whose start failed is not reused.
+        worker = durable.Worker(self.database_url, settings=self.settings)
+        await worker.start()
+        return worker
+
+
+async def _until_started(
+    start: Callable[[], Awaitable[durable.Worker]], stop: asyncio.Event, timeout: float
+) -> durable.Worker | None:
+    """Start a worker, retrying with backoff while the database is unavailable.
+
+    Under a supervisor, exiting at once when the database is down (being restarted, not up
+    yet) would be a crash loop. Each failed attempt is logged once; after ``timeout`` seconds
+    the last error ends the command (exit 2). None if ``stop`` was set first.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = FIRST_RETRY
+    log = durable.logs.get_logger("durable.worker")
+    for attempt in itertools.count(1):
+        started = asyncio.ensure_future(start())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([started, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not started.done():
+            started.cancel()
+            with contextlib.suppress(asyncio.CancelledError, durable.DurableError):
+                await started
+            return None
+        try:
+            return started.result()
+        except durable.DatabaseUnavailable as error:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise durable.DatabaseUnavailable(
+                    f"{error} (gave up after {attempt} attempt{'s' if attempt > 1 else ''}; "
+                    "see --connect-timeout)"
+                ) from None
+            wait = min(delay, remaining)
+            log.warning(
+                "database unavailable; retrying",
+                attempt=attempt,
+                retry_in=round(wait, 2),
+                error=str(error),
+            )
+            delay = min(delay * 2, MAX_RETRY)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+            if stop.is_set():
+                return None
+    raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
+
+
 def _put_cwd_first() -> None:
     """Import from the directory the worker was started in, as ``python -m`` does."""
     cwd = os.getcwd()
     if not sys.path or sys.path[0] != cwd:
         sys.path.insert(0, cwd)
-
-
-def _import(module: str) -> None:
-    try:
-        importlib.import_module(module)
-    except Exception as error:
-        raise click.BadParameter(
-            f"cannot import {module!r}: {type(error).__name__}: {error}", param_hint="--import"
-        ) from None
 
 
 def main() -> NoReturn:

@@ -39,6 +39,7 @@ from durable.replay.engine import (
     in_cleanup,
 )
 from durable.replay.history import (
+    CAUSE,
     CHILD,
     CHILD_RESULT,
     NOTIFICATION,
@@ -130,13 +131,13 @@ async def _perform_step(
                     output.flush_partial()
             text, value = serialization.encode(value, f"step {label!r} result")
         except SerializationError as error:  # not retried: the same code returns the same
-            return _printed(error_payload(error, attempt), output), None
+            return _failed(error, attempt, output), None
         except asyncio.CancelledError as error:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # the workflow stopped waiting for it
             # the step's code cancelled itself
-            return _printed(error_payload(error, attempt), output), None
+            return _failed(error, attempt, output), None
         except Exception as error:
             if policy.retries(error, attempt):
                 next_at = engine.clock() + timedelta(seconds=policy.interval(attempt))
@@ -145,9 +146,9 @@ async def _perform_step(
                 await engine.record(seq, STEP, label, payload)
                 attempts_done = attempt
                 continue
-            return _printed(error_payload(error, attempt), output), None
+            return _failed(error, attempt, output), None
         except BaseException as error:  # SystemExit, KeyboardInterrupt from a step's code
-            return _printed(error_payload(error, attempt), output), None
+            return _failed(error, attempt, output), None
         return _printed({"status": "ok", "value": value, "attempts": attempt}, output), text
 
 
@@ -157,10 +158,16 @@ def _printed(payload: dict[str, Any], output: capture.StepOutput) -> dict[str, A
     return payload
 
 
+def _failed(error: BaseException, attempt: int, output: capture.StepOutput) -> dict[str, Any]:
+    payload = _printed(error_payload(error, attempt), output)
+    payload[CAUSE] = error
+    return payload
+
+
 def _step_outcome(payload: dict[str, Any], label: str, seq: int) -> Any:
     if payload["status"] == "ok":
         return payload["value"]
-    raise recorded_error(payload, label, seq)
+    raise recorded_error(payload, label, seq) from payload.get(CAUSE)
 
 
 def recorded_error(payload: dict[str, Any], label: str, seq: int) -> Exception:
@@ -197,7 +204,7 @@ async def run_transaction(
         except Exception as error:
             # Rolled back: nothing of fn's happened. The failure is recorded on delivery so
             # that replay takes the same branch.
-            return error_payload(error, 1), None
+            return {**error_payload(error, 1), CAUSE: error}, None
 
     payload = await engine.effect(seq, TRANSACTION, label, recorded, perform)
     return _step_outcome(payload, label, seq)

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from durable import serialization
 from durable.errors import Cancelled, NonDeterminismError
 from durable.replay import history
 from durable.replay.control import LeaseLost
@@ -384,14 +385,18 @@ class Engine(Recorder):
         if position is None:
             position = self._position
             self._position += 1
-            printed = (
-                payload.pop(history.PRINTED_LINES, None) if isinstance(payload, dict) else None
-            )
-            if printed:
-                for line in printed:
-                    self._buffer.log_line(line)
-                payload[history.PRINTED] = len(printed)
+            cause = None
+            if isinstance(payload, dict):
+                printed = payload.pop(history.PRINTED_LINES, None)
+                if printed:
+                    for line in printed:
+                        self._buffer.log_line(serialization.storable_text(line))
+                    payload[history.PRINTED] = len(printed)
+                cause = payload.pop(history.CAUSE, None)
             self._record_delivery(effect, payload, value_text, position)
+            if cause is not None:
+                # The exception the step's code raised, for this run's traceback only.
+                payload = {**payload, history.CAUSE: cause}
         elif isinstance(payload, dict) and payload.get(history.PRINTED):
             # Lines the step printed were written when this was first delivered: count them.
             self._buffer.next_line += int(payload[history.PRINTED])

@@ -48,6 +48,9 @@ DELIVERED = "delivered"
 # from the step to the delivery; it is never recorded.)
 PRINTED = "printed"
 PRINTED_LINES = "_lines"
+# The exception a failed step raised, handed to the workflow on the run it happened in (the
+# StepFailed it sees is raised from it); never recorded.
+CAUSE = "_cause"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from durable import serialization
 from durable.errors import NonDeterminismError
 from durable.replay import history
 from durable.replay.buffer import WriteBuffer
@@ -160,7 +161,8 @@ class Recorder:
     def log_line(self, line: str) -> None:
         """Append a line to the task's log (once, never again on replay)."""
         if not self._unwinding:
-            self._buffer.log_line(line)
+            # A line is stored whatever it holds: a NUL or a lone surrogate is escaped.
+            self._buffer.log_line(serialization.storable_text(line))
 
     def lines_written(self) -> int:
         """The task's log length once this run's lines are written."""

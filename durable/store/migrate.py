@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from durable.config import MASK, mask_password
-from durable.errors import DatabaseUnavailable, DurableError
+from durable.errors import DatabaseUnavailable, DurableError, SchemaOutdated
 from durable.store import queries
 
 if TYPE_CHECKING:
@@ -134,7 +134,31 @@ async def upgrade(url: str) -> None:
     """
     from alembic import command
 
-    await _run_command(url, "upgrade the schema", lambda config: command.upgrade(config, "head"))
+    def upgrade_known(config: Config) -> None:
+        _refuse_unknown_revision(config)
+        command.upgrade(config, "head")
+
+    await _run_command(url, "upgrade the schema", upgrade_known)
+
+
+def _refuse_unknown_revision(config: Config) -> None:
+    """SchemaOutdated if the database is at a revision this code does not ship (a newer one).
+
+    Alembic would fail with "Can't locate revision": the database was migrated by a newer
+    durable, and older code must neither touch nor run against it.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    connection = config.attributes["connection"]
+    context = MigrationContext.configure(connection, opts={"version_table_schema": SCHEMA})
+    current = context.get_current_revision()
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaOutdated(
+            f"the database schema ({current}) is newer than this code "
+            f"({head_revision()}): upgrade durable-engine; the schema was left as it is"
+        )
 
 
 async def downgrade(url: str, revision: str = "base") -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import os
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -27,6 +26,7 @@ from durable.store.store import ClaimedTask, Store
 from durable.worker.journal import StoreJournal, persist, to_batch
 from durable.worker.loader import Loader
 from durable.worker.steps import StepHost
+from durable.worker.tracebacks import HIDDEN_DIRS, user_traceback
 from durable.workflow import WorkflowOptions
 
 log = structlog.get_logger("durable.worker")
@@ -107,8 +107,28 @@ class Runner:
         except asyncio.CancelledError:
             if not running.released:
                 raise
+        except Exception as error:  # a bug, or an outcome the database refused
+            log.exception("runner crashed; failing the task", error=safe_str(error))
+            await self._fail_after_crash(claimed, error)
         finally:
             running.done.set()
+
+    async def _fail_after_crash(self, claimed: ClaimedTask, error: Exception) -> None:
+        """No task stays ``running`` under a live worker (SPEC 5): what could not be written
+        ends the task ``failed``, saying why, with nothing else written."""
+        outcome = _failed(
+            RuntimeError(
+                "durable could not run or store this task's outcome: "
+                f"{type(error).__name__}: {safe_str(error)}"
+            ),
+            with_traceback=False,
+        )
+        try:
+            await asyncio.shield(self._finish(claimed, Writes(), outcome))
+        except LeaseLost:
+            pass
+        except Exception:
+            log.exception("could not fail the task either; it is left to the lease takeover")
 
     async def _run(self, running: Running) -> None:
         claimed = running.claimed
@@ -315,8 +335,9 @@ def _failed(error: BaseException, *, with_traceback: bool = True) -> Outcome:
     text = _traceback_text(error) if with_traceback else None
     stored: dict[str, Any] = {
         "type": _type_name(error),
-        "message": safe_str(error),
-        "traceback": text,
+        # Stored whatever they hold: a NUL or a lone surrogate is escaped.
+        "message": serialization.storable_text(safe_str(error)),
+        "traceback": None if text is None else serialization.storable_text(text),
     }
     failed_steps = _failed_steps(error)
     if failed_steps:
@@ -340,7 +361,7 @@ def _failed_steps(error: BaseException) -> list[int]:
 
 def _traceback_text(error: BaseException) -> str:
     try:
-        return "".join(traceback.format_exception(_from_workflow(error)))
+        return user_traceback(error, hidden_dirs=(*HIDDEN_DIRS, _ASYNCIO_DIR))
     except Exception:  # an exception whose __str__ (or a chained one's) raises
         return f"{_type_name(error)}: {safe_str(error)}"
 
@@ -350,20 +371,8 @@ def _type_name(error: BaseException) -> str:
     return str(getattr(type(error), "public_name", type(error).__name__))
 
 
-def _from_workflow(error: BaseException) -> BaseException:
-    """The error with durable's own frames (where it ran the workflow) left out."""
-    tb = error.__traceback__
-    while tb is not None and _is_durable_frame(tb.tb_frame.f_code.co_filename):
-        tb = tb.tb_next
-    return error.with_traceback(tb) if tb is not None else error
-
-
-def _is_durable_frame(filename: str) -> bool:
-    return filename.startswith(_DURABLE_DIR) or filename.startswith(_ASYNCIO_DIR)
-
-
-_DURABLE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep
+# asyncio's own frames (the workflow loop's tasks) are durable's machinery too.
+_ASYNCIO_DIR = Path(asyncio.__file__).resolve().parent
 
 
 def _cancelled(engine: Engine) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from durable.worker import liveness
 from durable.worker.loader import Loader
 from durable.worker.outage import OUTAGE
 from durable.worker.runner import Runner, Running
+from durable.worker.settings import WorkerSettings
 
 log = structlog.get_logger("durable.worker")
 
@@ -39,60 +40,86 @@ EXPIRY_MARGIN = 0.02
 class Worker:
     """A worker process (or an embedded one inside an app).
 
+    Its settings are a `durable.WorkerSettings`: pass ``settings=``, or any of its fields as
+    keyword arguments (``durable.Worker(url, concurrency=100, queues=["default"])``), or both
+    (keywords override ``settings``). Defaults and checks live in `WorkerSettings`.
+
     Args:
         database_url: the durable database; default: the CLI's resolution (``DURABLE_DATABASE_URL``,
             ``DATABASE_URL``, else the embedded server).
+        settings: the worker's settings (default: `WorkerSettings()`).
         concurrency: tasks run at once.
         queues: queues claimed from.
         heartbeat_interval: seconds between heartbeats.
         lease_timeout: seconds without heartbeat after which a worker counts as dead.
         max_attempts: claims after which a task that keeps getting lost is abandoned.
         shutdown_grace: seconds running effects get to finish when the worker stops.
-        allow_modules: module prefixes workflows may be imported from (default: any).
+        imports: modules imported when the worker starts; tasks may name them.
+        allow_modules: module prefixes tasks may import from besides the application directory.
+        app_dir: the application directory (modules under it are imported on demand);
+            default: the current directory when the Worker is built.
         poll_interval: seconds between claims when no notification arrives (a fallback only).
         suspend_after: a task that only waits on a timer further away than this is suspended
             (no worker holds it, no memory is used) and resumed by replay when it is due.
+
+    Raises:
+        ValueError, TypeError: a setting that cannot work (`WorkerSettings` says which).
     """
 
     def __init__(
         self,
         database_url: str | None = None,
         *,
-        concurrency: int = 100,
-        queues: Sequence[str] = ("default",),
-        heartbeat_interval: float = 5.0,
-        lease_timeout: float = 30.0,
-        max_attempts: int = 5,
-        shutdown_grace: float = 10.0,
-        allow_modules: Sequence[str] = (),
-        poll_interval: float = 5.0,
-        suspend_after: float = 2.0,
+        settings: WorkerSettings | None = None,
+        concurrency: int | None = None,
+        queues: Sequence[str] | None = None,
+        heartbeat_interval: float | None = None,
+        lease_timeout: float | None = None,
+        max_attempts: int | None = None,
+        shutdown_grace: float | None = None,
+        imports: Sequence[str] | None = None,
+        allow_modules: Sequence[str] | None = None,
+        app_dir: str | os.PathLike[str] | None = None,
+        poll_interval: float | None = None,
+        suspend_after: float | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if lease_timeout <= heartbeat_interval:
-            # Every worker would be declared dead between two of its own heartbeats.
-            raise ValueError(
-                f"lease_timeout ({lease_timeout} s) must be longer than heartbeat_interval "
-                f"({heartbeat_interval} s); a few intervals is usual"
-            )
+        given = {
+            "concurrency": concurrency,
+            "queues": queues,
+            "heartbeat_interval": heartbeat_interval,
+            "lease_timeout": lease_timeout,
+            "max_attempts": max_attempts,
+            "shutdown_grace": shutdown_grace,
+            "imports": imports,
+            "allow_modules": allow_modules,
+            "app_dir": app_dir,
+            "poll_interval": poll_interval,
+            "suspend_after": suspend_after,
+        }
+        base = settings if settings is not None else WorkerSettings()
+        changes = {name: value for name, value in given.items() if value is not None}
+        self.settings = (base.replace(**changes) if changes else base).with_app_dir()
         self.database_url = database_url
-        self.concurrency = concurrency
-        self.queues = list(queues) or ["default"]
-        self.heartbeat_interval = heartbeat_interval
-        self.lease_timeout = lease_timeout
+        self.concurrency = self.settings.concurrency
+        self.queues = list(self.settings.queues)
+        self.heartbeat_interval = self.settings.heartbeat_interval
+        self.lease_timeout = self.settings.lease_timeout
         self._local_identity = liveness.local_identity()
-        self.max_attempts = max_attempts
-        self.shutdown_grace = shutdown_grace
-        self.poll_interval = poll_interval
-        self.suspend_after = suspend_after
+        self.max_attempts = self.settings.max_attempts
+        self.shutdown_grace = self.settings.shutdown_grace
+        self.poll_interval = self.settings.poll_interval
+        self.suspend_after = self.settings.suspend_after
         self._next_wake: datetime | None = None
         self._next_wake_known = False
         self._heartbeat_ok_at = time.monotonic()
         self._heartbeat_round = asyncio.Event()
         self._heartbeat_rounds = 0  # completed rounds (heartbeat and takeover check)
         self._heartbeat_poke = asyncio.Event()
-        self.loader = Loader(allow_modules)
+        self.loader = Loader(
+            self.settings.allow_modules,
+            app_dir=self.settings.app_dir,
+            imports=self.settings.imports,
+        )
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._store: Store | None = None
         self._listener: Listener | None = None
@@ -160,6 +187,7 @@ class Worker:
         """Connect, register, and start claiming in the background."""
         if self._started:
             return
+        self.loader.import_modules()  # --import: WorkflowNotFound if one does not import
         self._started = True
         structlog.contextvars.bind_contextvars(worker_id=self.id)
         # The embedded default may have to start a server: not on the event loop's thread.

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 import durable
-from tests.helpers.processes import WorkerProcess, run_cli
+from durable.store.migrate import head_revision
+from tests.helpers.processes import REPO_ROOT, WorkerProcess, command, environment, run_cli
 
 
 async def test_hello_world(db_url: str, workers: Callable[..., WorkerProcess]) -> None:
@@ -72,7 +75,7 @@ async def test_os_system_is_never_run(
         db_url, "launch", "--tail", "--arg", f'"touch {marker}"', "evil", "os:system"
     )
     assert result.code == 1
-    assert "not a @durable.workflow" in result.stderr
+    assert "refusing to import 'os'" in result.stderr  # not even imported (SPEC 5)
     assert not marker.exists()
 
 
@@ -89,6 +92,15 @@ async def test_os_system_is_never_run(
         (["show", "99999999999999999999"], "99999999999999999999"),  # past bigint
         (["notify", "999999", "ping"], "999999"),
         (["list", "--state", "sleeping"], "sleeping"),
+        # What Postgres cannot store is bad input too, not "unexpected error: <asyncpg class>".
+        (["launch", "--arg", '"a\\u0000b"', "x", "examples.hello_world:main"], "NUL"),
+        (["launch", "--arg", '["\\ud800"]', "x", "examples.hello_world:main"], "surrogate"),
+        (["launch", "--kwargs", '{"k\\u0000": 1}', "x", "examples.hello_world:main"], "NUL"),
+        (["launch", "--key", "\udcff", "x", "examples.hello_world:main"], "surrogate"),
+        (["launch", "\udcff", "examples.hello_world:main"], "surrogate"),
+        (["list", "--limit", "99999999999999999999"], "--limit"),
+        (["list", "--workflow", "\udcff"], "surrogate"),
+        (["promise", "reject", "p", "\udcff"], "surrogate"),
     ],
 )
 async def test_bad_input_exits_2_with_one_line_and_writes_nothing(
@@ -122,6 +134,23 @@ async def test_unreachable_database_exits_2_with_the_password_masked() -> None:
             assert len(result.stderr.strip().splitlines()) == 1
 
 
+async def test_migrate_refuses_a_schema_newer_than_the_code(db_url: str) -> None:
+    connection = await asyncpg.connect(db_url)
+    try:
+        await connection.execute("UPDATE durable.alembic_version SET version_num = 'f00_future'")
+        result = await run_cli(db_url, "migrate")
+        assert result.code == 2, result
+        assert result.stderr.strip().splitlines() == [
+            "Error: the database schema (f00_future) is newer than this code "
+            f"({head_revision()}): upgrade durable-engine; the schema was left as it is"
+        ]
+        assert await connection.fetchval("SELECT version_num FROM durable.alembic_version") == (
+            "f00_future"
+        )
+    finally:
+        await connection.close()
+
+
 async def test_notify_a_finished_task_exits_1(
     db_url: str, workers: Callable[..., WorkerProcess]
 ) -> None:
@@ -146,3 +175,38 @@ async def test_an_old_schema_asks_for_migrate(empty_db_url: str) -> None:
     migrated = await run_cli(empty_db_url, "migrate")
     assert migrated.code == 0
     assert (await run_cli(empty_db_url, "migrate", "--check")).code == 0
+
+
+async def test_tail_says_when_no_live_worker_serves_the_queue(
+    db_url: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    await workers("--queue", "other").start()  # alive, but on another queue
+    process = await asyncio.create_subprocess_exec(
+        *command("durable"),
+        "launch",
+        "--tail",
+        "--queue",
+        "nobody",
+        "waiting",
+        "examples.hello_world:main",
+        cwd=REPO_ROOT,
+        env=environment(db_url),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None and process.stdout is not None
+        async with asyncio.timeout(15):
+            task_id = (await process.stderr.readline()).decode().strip()
+            warning = (await process.stderr.readline()).decode()
+        assert warning.startswith(f"no live worker serves queue 'nobody': task {task_id} is ")
+        assert "durable-worker --queue nobody" in warning
+        # The tail goes on: a worker for the queue finishes the task, and it exits 0.
+        await workers("--queue", "nobody").start()
+        out, err = await asyncio.wait_for(process.communicate(), 15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (process.returncode, out.decode(), err.decode()) == (0, "Hello, waiting!\n", "")

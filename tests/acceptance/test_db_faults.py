@@ -283,7 +283,7 @@ URL = "{url}"  # where the test puts the URL of the database that is down
     [
         ("durable", ["--database-url", URL, "list"]),
         ("durable", ["launch", "x", "examples.hello_world:main", "--database-url", URL]),
-        ("durable-worker", ["--database-url", URL]),
+        ("durable-worker", ["--database-url", URL, "--connect-timeout", "0"]),
     ],
     ids=["list", "launch", "worker"],
 )

@@ -91,7 +91,7 @@ async def test_a_task_run_by_a_worker(db_url: str) -> None:
         assert (refused.code, refused.stdout) == (1, "")
         evil_id = refused.stderr.splitlines()[0]
         shown = await run_cli(db_url, "show", evil_id)
-        assert "state:    failed" in shown.stdout and "not a @durable.workflow" in shown.stdout
+        assert "state:    failed" in shown.stdout and "refusing to import 'os'" in shown.stdout
         listed = await run_cli(db_url, "workers")
         assert str(worker.pid) in listed.stdout
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 
 from durable.errors import DatabaseUnavailable
 from durable.store.embedded import ensure_server, stop_server
+from tests.helpers.processes import CliResult, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -141,3 +143,37 @@ def test_a_home_of_another_user_is_one_clear_error(
     monkeypatch.setattr(embedded, "_file_lock", refused)
     with pytest.raises(DatabaseUnavailable, match=r"permission denied.*DURABLE_HOME"):
         ensure_server(tmp_path / "home")
+
+
+async def test_durable_server_status_start_and_stop(home: Path) -> None:
+    env = {"DURABLE_HOME": str(home)}
+
+    async def server(*args: str) -> CliResult:
+        return await run_cli(None, "server", *args, env=env)
+
+    data_dir = f"data dir: {home / 'pgdata'}"
+    stopped = await server("status")
+    assert (stopped.code, stopped.stdout.splitlines()) == (1, ["running:  no", data_dir])
+    started = await server("start")
+    assert started.code == 0 and started.stdout.startswith("postgresql://postgres@/postgres?")
+    running = await server("status")
+    assert running.code == 0, running
+    assert running.stdout.splitlines()[:3] == [
+        "running:  yes",
+        data_dir,
+        f"url:      {started.stdout.strip()}",
+    ]
+    as_json = json.loads((await server("status", "--json")).stdout)
+    assert as_json["running"] is True and as_json["pid"] > 0
+    assert as_json["url"] == started.stdout.strip()
+    # The URL it shows works (trust authentication on a socket: no password to show).
+    connection = await asyncpg.connect(as_json["url"])
+    await connection.close()
+    assert (await server("stop")).stdout == "stopped\n"
+    assert (await server("status")).code == 1
+    again = await server("stop")
+    assert (again.code, again.stdout) == (0, "not running\n")
+    assert "no embedded server runs on" in again.stderr
+    (home / "file").touch()
+    bad = await run_cli(None, "server", "status", env={"DURABLE_HOME": str(home / "file")})
+    assert bad.code == 2 and "is not a directory" in bad.stderr

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -192,7 +193,8 @@ def test_every_command_has_help(command: str) -> None:
     result = invoke(command, "--help")
     assert result.exit_code == 0
     assert "Usage: durable " + command in result.stdout
-    assert "--database-url" in result.stdout
+    # `durable server` manages the embedded server of DURABLE_HOME, whatever URL is set.
+    assert ("--database-url" in result.stdout) == (command != "server")
 
 
 def test_the_group_and_the_worker_have_help() -> None:
@@ -540,8 +542,10 @@ def test_tables_align_and_truncate() -> None:
 def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     calls: list[tuple[Any, ...]] = []
 
-    async def serve(url: str | None, migrate_first: bool, settings: dict[str, Any]) -> int:
-        calls.append((url, migrate_first, settings))
+    async def serve(
+        url: str | None, migrate_first: bool, settings: durable.WorkerSettings, timeout: float
+    ) -> int:
+        calls.append((url, migrate_first, settings, timeout))
         return 0
 
     monkeypatch.setattr(worker_cli, "serve", serve)
@@ -555,22 +559,29 @@ def test_worker_flags_reach_the_worker(served: list[tuple[Any, ...]]) -> None:
         worker_cli.worker,
         ["--migrate", "--concurrency", "3", "--queue", "a", "--queue", "b",
          "--allow-module", "examples", "--heartbeat-interval", "0.2", "--lease-timeout", "1.5",
-         "--max-attempts", "2", "--shutdown-grace", "0.5", "--database-url", "postgresql://x/y"],
+         "--max-attempts", "2", "--shutdown-grace", "0.5", "--import", "examples.hello_world",
+         "--connect-timeout", "7", "--database-url", "postgresql://x/y"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert served == [
-        ("postgresql://x/y", True, {
-            "concurrency": 3, "queues": ["a", "b"], "heartbeat_interval": 0.2,
-            "lease_timeout": 1.5, "max_attempts": 2, "shutdown_grace": 0.5,
-            "allow_modules": ["examples"]}),
+        ("postgresql://x/y", True, durable.WorkerSettings(
+            concurrency=3, queues=("a", "b"), heartbeat_interval=0.2, lease_timeout=1.5,
+            max_attempts=2, shutdown_grace=0.5, imports=("examples.hello_world",),
+            allow_modules=("examples",), app_dir=Path.cwd()), 7.0),
     ]  # fmt: skip
     assert sys.path[0] == os.getcwd()
+
+
+def test_worker_defaults_are_the_settings_defaults(served: list[tuple[Any, ...]]) -> None:
+    result = CliRunner().invoke(worker_cli.worker, [])
+    assert result.exit_code == 0, result.output
+    assert served == [(None, False, durable.WorkerSettings(app_dir=Path.cwd()), 60.0)]
 
 
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--import", "no_such_module_here"], "no_such_module_here"),
+        (["--queue", " "], "--queue must hold non-empty strings"),
         (["--concurrency", "0"], "--concurrency"),
         (["--log-level", "loud"], "--log-level"),
         (["--heartbeat-interval", "soon"], "--heartbeat-interval"),

@@ -37,3 +37,44 @@ def test_retry_policy_backoff() -> None:
     assert not RetryPolicy(non_retryable=[ValueError]).retries(ValueError(), 1)
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("a\x00b", "NUL character"),
+        ({"key\x00": 1}, "NUL character"),
+        (["\\\x00"], "NUL character"),  # a backslash, then NUL: still the NUL escape
+        ("a\ud800", r"lone surrogate \(U\+D800\)"),
+        ({"\udcff": 1}, r"lone surrogate \(U\+DCFF\)"),
+        pytest.param(10**5000, "integer too long", id="5000-digits"),
+        pytest.param(2**435_412, "too large", id="beyond-numeric"),
+    ],
+)
+def test_refuses_what_postgres_cannot_store(value: object, needle: str) -> None:
+    with pytest.raises(SerializationError, match=needle) as caught:
+        serialization.dumps(value, "launch args")
+    assert "launch args" in str(caught.value)
+
+
+def test_refuses_circular_values() -> None:
+    circular: list[object] = []
+    circular.append(circular)
+    with pytest.raises(SerializationError, match="circular or nested too deeply"):
+        serialization.dumps(circular, "step 'x' result")
+
+
+def test_text_that_spells_an_escape_is_fine() -> None:
+    # Six characters, \ u 0 0 0 0: JSON writes the backslash escaped, and Postgres stores it.
+    assert serialization.loads(serialization.dumps("a\\u0000b", "here")) == "a\\u0000b"
+    assert serialization.loads(serialization.dumps("\\\\u0000", "here")) == "\\\\u0000"
+
+
+def test_check_text() -> None:
+    assert serialization.check_text("fine é", "name") == "fine é"
+    with pytest.raises(TypeError, match="name must be a string, not NoneType"):
+        serialization.check_text(None, "name")
+    with pytest.raises(SerializationError, match="NUL"):
+        serialization.check_text("a\x00", "name")
+    with pytest.raises(SerializationError, match="surrogate"):
+        serialization.check_text("\udcff", "name")
