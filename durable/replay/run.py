@@ -97,6 +97,9 @@ class Host(Protocol):
     def now(self) -> datetime:
         """The wall clock, UTC-aware."""
 
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of the host's clock (a test's virtual clock may skip them)."""
+
     async def admit_step(self) -> None:
         """Return once a step's code may start (this worker still holds its tasks)."""
 

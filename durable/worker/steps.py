@@ -27,6 +27,10 @@ class StepHost:
         """The wall clock, UTC-aware."""
         return utcnow()
 
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of wall-clock time."""
+        await asyncio.sleep(seconds)
+
     async def admit_step(self) -> None:
         """Return once this worker is known to still hold its tasks (a recent heartbeat): a
         worker frozen past its lease must not start a step another worker may have run."""
