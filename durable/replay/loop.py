@@ -93,6 +93,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._exception_handler: Any = None
         self.closed = False
         self._created = 0
+        self._epoch = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- what the engine drives ----------------------------------------------------------
@@ -170,7 +171,11 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             self._timers.cancel_timer(handle)
 
     def time(self) -> float:
-        return time.monotonic()
+        # Constant for the whole run: asyncio compares deadlines with the loop's time (a
+        # timeout whose deadline has passed is scheduled with call_soon, not as a timer), and
+        # a clock that moved would make that choice differ between a run and its replay. So
+        # a timer's delay is counted from when it is set, always (loop.call_at converts it).
+        return self._epoch
 
     def create_future(self) -> asyncio.Future[Any]:
         return WorkflowFuture(loop=self)

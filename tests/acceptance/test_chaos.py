@@ -9,7 +9,10 @@ fast or slow the machine is. Then the fleet drains, and the test checks, from ou
 - every task is complete with its expected result, its event log is the expected sequence;
 - no step's code ran after its outcome was recorded (ledger rows against ``events.at``, both on
   the database's clock), and every recorded step ran; extra runs happen only before recording;
-- every printed line is in the task's log exactly once, in order.
+- every printed line is in the task's log exactly once, in order;
+- poison tasks mixed into every wave (SystemExit, KeyboardInterrupt, a BaseException of their
+  own, an unprintable error, an unstorable result) end ``failed`` with their error, and no
+  worker ever exits because of them (SPEC 5, 7.9).
 
 The kill schedule comes from ``random.Random(SEED)`` (printed), so a failing run can be replayed
 with the same schedule; the assertions do not depend on how the schedule falls.
@@ -33,6 +36,7 @@ import pytest
 
 import durable
 from tests.acceptance import chaos_workflows as wf
+from tests.acceptance.workflows_poison import FAILS, POISON
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.waiting import poll_until
 
@@ -66,8 +70,12 @@ async def test_random_worker_kills_lose_nothing_and_rerun_no_recorded_step(
         fleet = list(await asyncio.gather(*(workers(*WORKER_ARGS).start() for _ in range(WORKERS))))
         async with durable.Client(db_url) as client:
             by_id: dict[int, list[float]] = {}
+            poison: dict[int, str] = {}
             kills = 0
             for wave in range(WAVES):
+                for name, error_type in FAILS:
+                    handle = await client.launch(f"{POISON}:{name}", name=f"poison {wave}")
+                    poison[handle.id] = error_type
                 launched = []
                 for number in range(wave * TASKS_PER_WAVE, (wave + 1) * TASKS_PER_WAVE):
                     handle = await client.launch(
@@ -85,6 +93,13 @@ async def test_random_worker_kills_lose_nothing_and_rerun_no_recorded_step(
             drain_seconds = time.monotonic() - drain_began
 
             infos = {t.id: t for t in await client.list_tasks(limit=TASKS * 2)}
+            poisoned = {i: infos.pop(i) for i in poison}
+            wrongly = {
+                i: (t.state, t.error)
+                for i, t in poisoned.items()
+                if t.state != "failed" or t.error is None or t.error["type"] != poison[i]
+            }
+            assert not wrongly, f"poison tasks that did not fail with their error: {wrongly}"
             report = await wf.ledger_report(observer)
             attempts = Counter(info.attempts for info in infos.values())
             resumed = sum(n for a, n in attempts.items() if a > 1)

@@ -11,18 +11,8 @@ from collections.abc import Callable
 import pytest
 
 import durable
+from tests.acceptance.workflows_poison import FAILS, POISON
 from tests.helpers.processes import WorkerProcess
-
-POISON = "tests.acceptance.workflows_poison"
-
-FAILS = [
-    ("exits", "SystemExit"),
-    ("interrupts", "KeyboardInterrupt"),
-    ("fatal", "Fatal"),
-    ("cancels_itself", "CancelledError"),
-    ("unprintable", "Unprintable"),
-    ("nul_result", "SerializationError"),
-]
 
 
 @pytest.fixture
@@ -30,9 +20,7 @@ async def worker(db_url: str, workers: Callable[..., WorkerProcess]) -> WorkerPr
     return await workers().start()
 
 
-async def test_poison_tasks_fail_and_the_worker_goes_on(
-    db_url: str, worker: WorkerProcess
-) -> None:
+async def test_poison_tasks_fail_and_the_worker_goes_on(db_url: str, worker: WorkerProcess) -> None:
     async with durable.Client(db_url) as client:
         for name, error_type in FAILS:
             task = await client.launch(f"{POISON}:{name}", name=name)

@@ -6,6 +6,18 @@ import asyncio
 
 import durable
 
+POISON = "tests.acceptance.workflows_poison"
+
+# The workflows that fail, and the error type each must fail with.
+FAILS = [
+    ("exits", "SystemExit"),
+    ("interrupts", "KeyboardInterrupt"),
+    ("fatal", "Fatal"),
+    ("cancels_itself", "CancelledError"),
+    ("unprintable", "Unprintable"),
+    ("nul_result", "SerializationError"),
+]
+
 
 class Fatal(BaseException):
     """Not an Exception: user code that raises it must still only fail its task."""

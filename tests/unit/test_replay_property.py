@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 import durable
 from tests.unit.harness import ListJournal, run
 
-EXAMPLES = int(os.environ.get("DURABLE_PROPERTY_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("DURABLE_PROPERTY_EXAMPLES", "200"))
 
 
 @dataclass
