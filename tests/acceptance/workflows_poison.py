@@ -38,8 +38,8 @@ async def exits(ctx: durable.Context) -> None:
 
 @durable.workflow
 async def interrupts(ctx: durable.Context) -> None:
-    """Raises KeyboardInterrupt after a step."""
-    await ctx.step(lambda: 1, name="one")
+    """Raises KeyboardInterrupt after an effect (a delivery, not the first burst)."""
+    await ctx.sleep(0)
     raise KeyboardInterrupt
 
 
