@@ -62,6 +62,11 @@ class WriteBuffer:
     def _real_loop(self) -> asyncio.AbstractEventLoop:
         return self.loop if self.loop is not None else asyncio.get_running_loop()
 
+    def detach(self) -> None:
+        """Forget the owner's callbacks (they tie it in a reference cycle)."""
+        self._activity = contextlib.nullcontext
+        self._on_lost = _ignore
+
     # -- events ------------------------------------------------------------------------
 
     def buffer(self, seq: int, kind: str, label: str, payload: Any) -> None:
@@ -167,3 +172,7 @@ class WriteBuffer:
             self._deferred = None
         if self._background is not None:
             await asyncio.gather(self._background, return_exceptions=True)
+
+
+def _ignore(_error: BaseException) -> None:
+    return None

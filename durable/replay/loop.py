@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import itertools
 import time
 from asyncio import events
 from collections.abc import Callable
@@ -49,10 +50,26 @@ class TimerHost(Protocol):
         """The timer was cancelled before it fired."""
 
 
+class _NoTimers:
+    """The timer host of a loop whose run is over: timers never fire."""
+
+    def start_timer(self, handle: DurableTimerHandle) -> None:
+        return None
+
+    def cancel_timer(self, handle: DurableTimerHandle) -> None:
+        return None
+
+
+_NO_TIMERS = _NoTimers()
+
+
 class DurableTimerHandle(asyncio.TimerHandle):
     """A timer of the workflow loop; ``token`` is the engine's record of it."""
 
     token: object = None
+
+
+_LOOP_SERIALS = itertools.count(1)
 
 
 class WorkflowTask(asyncio.Task[Any]):
@@ -88,11 +105,14 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def __init__(self, timers: TimerHost) -> None:
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
-        self._timers = timers
+        self._timers: TimerHost = timers
         self._running_bursts = 0
         self._exception_handler: Any = None
         self.closed = False
-        self._created = 0
+        # Hashes are (loop serial << 32) | creation number: unique in the process (asyncio
+        # keeps every task in one global set, where equal hashes would collide), and the same
+        # low bits, hence the same order in any set of one run's tasks, on every replay.
+        self._created = next(_LOOP_SERIALS) % (1 << 28) << 32
         self._epoch = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -184,6 +204,12 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         task = WorkflowTask(coro, loop=self, name=name, context=context)
         self._tasks.append(task)
         return task
+
+    def detach(self) -> None:
+        """Forget the engine and the run's tasks once the run is over (no reference cycles)."""
+        self._timers = _NO_TIMERS
+        self._tasks.clear()
+        self._ready.clear()
 
     def unfinished_tasks(self) -> list[asyncio.Task[Any]]:
         """The workflow's tasks that have not finished (asyncio.all_tasks scans every task of

@@ -57,6 +57,11 @@ class Recorder:
         # Set when the worker stops: no new step starts; effects in flight may finish.
         self.draining = False
 
+    def _detach_recorder(self) -> None:
+        """Break the recorder's own cycles (see Engine.dispose)."""
+        self._buffer.detach()
+        self._activity = _Activity(None)
+
     def _lease_lost(self, error: BaseException) -> None:
         """A write found the task held by another worker (the engine ends the run)."""
         raise NotImplementedError
@@ -267,11 +272,13 @@ class _Activity:
 
     __slots__ = ("_recorder",)
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder | None) -> None:
         self._recorder = recorder
 
     def __enter__(self) -> None:
-        self._recorder._activity_started()
+        if self._recorder is not None:
+            self._recorder._activity_started()
 
     def __exit__(self, *_exc: object) -> None:
-        self._recorder._activity_ended()
+        if self._recorder is not None:
+            self._recorder._activity_ended()

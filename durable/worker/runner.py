@@ -146,8 +146,8 @@ class Runner:
         context = contextvars.copy_context()
         context.run(effects.current_engine.set, engine)
         context.run(capture.current_log.set, task_log)
-        # Step code prints to the worker's own output: a step's lines are not the workflow's,
-        # and a replay does not run the step again to print them at the same place.
+        # Effects are performed outside the workflow's context: a step's prints are collected
+        # by its performer and reach the log when its outcome is delivered (effects.py).
         step_context = contextvars.copy_context()
         step_context.run(capture.current_log.set, None)
         try:
@@ -158,10 +158,23 @@ class Runner:
         timer = self._arm_timeout(engine)
         log.debug("task started", workflow=claimed.workflow, attempt=claimed.attempts)
         try:
-            end = await engine.run(coroutine, context, step_context)
+            await self._run_engine(running, engine, coroutine, context, step_context, task_log)
         finally:
             if timer is not None:
                 timer.cancel()
+            engine.dispose()
+
+    async def _run_engine(
+        self,
+        running: Running,
+        engine: Engine,
+        coroutine: Any,
+        context: contextvars.Context,
+        step_context: contextvars.Context,
+        task_log: capture.TaskLog,
+    ) -> None:
+        claimed = running.claimed
+        end = await engine.run(coroutine, context, step_context)
         if end.released or running.released:
             return
         outcome = self._outcome(engine, end)

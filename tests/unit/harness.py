@@ -102,6 +102,7 @@ async def run(
         task_log.flush_partial()
         await engine.close()
         journal.absorb(await engine.drain())
+        engine.dispose()
     if engine.nondeterminism is not None:
         raise engine.nondeterminism
     if end.error is not None:
