@@ -37,7 +37,10 @@ def migrate(ctx: click.Context, check: bool) -> int:
             current = await client.schema_is_current()
             where = _where(client.url)
             if not current:
-                raise CommandFailed(f"the schema of {where} is not at head: run `durable migrate`")
+                raise CommandFailed(
+                    f"the schema of {where} is not at this code's head: run `durable migrate`"
+                    " (or, if a newer durable migrated it, upgrade durable-engine)"
+                )
             output.echo_line(f"the schema of {where} is at head")
             return ExitCode.OK
         await client.migrate()
