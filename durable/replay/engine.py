@@ -353,6 +353,9 @@ class Engine(Recorder):
 
     def _enter_new_ground(self) -> None:
         """Every recorded delivery is made: from now on, outcomes are delivered as they come."""
+        if self.spec.replay_only:
+            self._stop_replay()
+            return
         self._new_ground = True
         for seq in sorted(self._pending):
             effect = self._pending[seq]
@@ -364,6 +367,24 @@ class Engine(Recorder):
                 self._to_start.append(effect)
         if self.cancellation.pending():
             self._ready.append((_CANCEL, (None, None)))
+
+    def _stop_replay(self) -> None:
+        """A replay-only run ends where the history does. The quiescent workflow has issued
+        everything the recorded run had issued by then (effects are issued only between
+        deliveries): a recorded effect past its last seq is one the code no longer asks for."""
+        leftover = [
+            event
+            for seq, event in self._recorded.items()
+            if seq >= self._next_seq and event.kind not in (CANCEL, history.RETRY)
+        ]
+        if leftover:
+            first = min(leftover, key=lambda event: event.seq)
+            self.nondeterminism = self.nondeterminism or NonDeterminismError(
+                first.seq,
+                f"{first.kind} {first.label!r}",
+                f"nothing: the workflow waits with seqs up to {self._next_seq - 1} issued",
+            )
+        self._end(RunEnd(replayed=True))
 
     def _recorded_payload(self, effect: Effect) -> Any:
         assert effect.recorded is not None

@@ -89,6 +89,9 @@ class RunSpec:
     # once, over and over).
     timer_lead: float = 0.1
     may_suspend: bool = True
+    # Replay the history and stop where it ends (new ground), performing nothing: what
+    # `durable check` does to test new code against recorded histories.
+    replay_only: bool = False
 
 
 class Host(Protocol):
@@ -121,6 +124,8 @@ class RunEnd:
     error: BaseException | None = None
     suspension: Suspension | None = None
     released: bool = False
+    # A replay-only run (`RunSpec.replay_only`) made every recorded delivery and stopped.
+    replayed: bool = False
 
 
 class Effect:
