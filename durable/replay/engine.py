@@ -547,6 +547,27 @@ class Engine(Recorder):
         ):
             self._end(RunEnd(suspension=Suspension(wake_at, condition)))
 
+    def waits_only_on_timers(self) -> datetime | None:
+        """The earliest deadline, if the run only waits on timers now (on new ground, nothing
+        running, nothing to deliver, no promise, notification or child awaited); else None.
+        A test's virtual clock may then jump to it."""
+        if (
+            self._ended
+            or not self._new_ground
+            or self._ready
+            or self._active
+            or self._to_start
+            or not self._wloop.quiescent
+        ):
+            return None
+        live = list(self._pending.values())
+        if not live or self._waiting != len(live):
+            return None
+        deadlines = [e.deadline for e in live if e.waiting and not e.condition]
+        if len(deadlines) != len(live) or None in deadlines:
+            return None
+        return min(d for d in deadlines if d is not None)
+
     def _end(self, end: RunEnd) -> None:
         """Stop the run: no more deliveries, performers cancelled, workflow code unwound."""
         if self._ended:

@@ -100,8 +100,13 @@ class Host(Protocol):
     def now(self) -> datetime:
         """The wall clock, UTC-aware."""
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of the host's clock (a test's virtual clock may skip them)."""
+    async def sleep(self, seconds: float, *, interruptible: bool = False) -> None:
+        """Wait ``seconds`` of the host's clock (a test's virtual clock may skip them).
+
+        ``interruptible``: the caller also waits for a promise, a notification or a child
+        and looks again when this returns, so the host may return early (a test's host
+        polls, where a worker's run would be suspended and woken).
+        """
 
     async def admit_step(self) -> None:
         """Return once a step's code may start (this worker still holds its tasks)."""
@@ -112,8 +117,11 @@ class Host(Protocol):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float | None,
+        *,
+        label: str,
     ) -> Awaitable[Any]:
-        """Run a step's code once (async awaited, sync in a thread); its result."""
+        """Run a step's code once (async awaited, sync in a thread); its result. ``label``
+        is what the step is recorded under (a test's host mocks steps by it)."""
 
 
 @dataclass

@@ -153,7 +153,7 @@ class _RefusingHost:
     def now(self) -> datetime:
         return utcnow()
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, *, interruptible: bool = False) -> None:
         raise RuntimeError("a replay performs nothing (sleep)")
 
     async def admit_step(self) -> None:
@@ -165,6 +165,8 @@ class _RefusingHost:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float | None,
+        *,
+        label: str,
     ) -> Awaitable[Any]:
         raise RuntimeError("a replay performs nothing (step)")
 

@@ -330,13 +330,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         assert self._store is not None
-        runner = Runner(
-            self._store,
-            self.loader,
-            suspend_after=self.suspend_after,
-            timer_lead=TIMER_LEAD,
-            lease_guard=self._ensure_lease,
-        )
+        runner = self._make_runner()
         backoff = 0.1
         claim_in_doubt = False
         while not self._stopping.is_set():
@@ -378,6 +372,17 @@ class Worker:
             backoff = 0.1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_time())
+
+    def _make_runner(self) -> Runner:
+        """The runner of this worker's tasks (a test environment's worker makes its own)."""
+        assert self._store is not None
+        return Runner(
+            self._store,
+            self.loader,
+            suspend_after=self.suspend_after,
+            timer_lead=TIMER_LEAD,
+            lease_guard=self._ensure_lease,
+        )
 
     def _timer_due(self) -> bool:
         return self._next_wake is not None and self._seconds_to_next_wake() <= TIMER_LEAD
