@@ -50,3 +50,5 @@ _.call_count
 _.called
 _.assert_called_once_with
 _.assert_not_called
+pytest_configure  # a pytest hook (durable/testing/pytest_plugin.py)
+durable_env  # the plugin's fixture
