@@ -40,6 +40,7 @@ from durable import serialization
 from durable.errors import Cancelled, NonDeterminismError
 from durable.replay import history
 from durable.replay.control import LeaseLost
+from durable.replay.guard import GuardedWorkflowLoop
 from durable.replay.history import CANCEL, Recorded
 from durable.replay.journal import Journal
 from durable.replay.loop import DurableTimerHandle, WorkflowLoop
@@ -106,7 +107,8 @@ class Engine(Recorder):
         self._script = Script(spec.history)
         self._position = self._script.next_position
         # asyncio marks the I/O methods abstract; the workflow loop refuses them (loop.py).
-        self._wloop = WorkflowLoop(self)  # type: ignore[abstract]
+        loop_class = GuardedWorkflowLoop if spec.strict else WorkflowLoop
+        self._wloop = loop_class(self)  # type: ignore[abstract]
         self._pending: dict[int, Effect] = {}
         self._ready: collections.deque[tuple[Effect | object, Arrival | BaseException]] = (
             collections.deque()

@@ -92,6 +92,8 @@ class RunSpec:
     # Replay the history and stop where it ends (new ground), performing nothing: what
     # `durable check` does to test new code against recorded histories.
     replay_only: bool = False
+    # The determinism guard (guard.py) on workflow code: WorkflowEnvironment, --strict.
+    strict: bool = False
 
 
 class Host(Protocol):

@@ -110,6 +110,7 @@ class _EnvironmentWorker(Worker):
             timer_lead=math.inf,
             lease_guard=self._ensure_lease,
             host_factory=host,
+            strict=True,  # the determinism guard, always
         )
 
     def timer_deadline(self) -> datetime | None:

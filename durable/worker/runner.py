@@ -78,6 +78,7 @@ class Runner:
             is suspended: no worker holds it and no memory is used until the timer is due.
         host_factory: makes the host of each run from ``lease_guard`` (a test environment
             gives its runs a virtual clock and mocked steps).
+        strict: the determinism guard on workflow code (``durable-worker --strict``).
         timer_lead: how early the worker claims a suspended task before its timer: a wait
             whose timeout is closer than this stays in memory (suspended, it would be claimed
             back at once, over and over until the timeout).
@@ -92,7 +93,9 @@ class Runner:
         timer_lead: float = 0.1,
         lease_guard: Callable[[], Awaitable[None]] | None = None,
         host_factory: Callable[[Callable[[], Awaitable[None]] | None], Host] = StepHost,
+        strict: bool = False,
     ) -> None:
+        self.strict = strict
         self.host_factory = host_factory
         self.store = store
         self.loader = loader
@@ -215,6 +218,7 @@ class Runner:
             deadline=deadline,
             suspend_after=self.suspend_after,
             timer_lead=self.timer_lead,
+            strict=self.strict,
         )
         engine = Engine(
             spec,

@@ -89,3 +89,10 @@ async def fickle(ctx: durable.Context) -> str:
     if FLAGS["changed"]:
         await ctx.sleep(1)
     return await notify_customer("f", "second")
+
+
+@durable.workflow
+async def peeks_at_the_clock(ctx: durable.Context) -> float:
+    import time
+
+    return time.time()  # the determinism guard refuses this line

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import durable
 from durable.testing import ReplayCheckFailed, WorkflowEnvironment
+from tests.helpers.processes import WorkerProcess
 from tests.integration import kit_workflows as flows
 
 DAY = flows.DAY
@@ -136,3 +138,35 @@ async def test_an_unmocked_step_runs_its_code(database_server_url: str) -> None:
         assert await env.result(task, timeout=10) == "AssertionError"
         with pytest.raises(durable.TaskNotFound):
             await env.result(424242, timeout=1)
+
+
+def _guarded_line() -> str:
+    source = Path(flows.__file__).read_text().splitlines()
+    line = next(i for i, text in enumerate(source, 1) if "guard refuses this line" in text)
+    return f"{flows.__file__}:{line}"
+
+
+async def test_the_environment_always_guards_workflow_code(database_server_url: str) -> None:
+    async with WorkflowEnvironment(database_url=database_server_url) as env:
+        task = await env.launch(flows.peeks_at_the_clock)
+        with pytest.raises(durable.TaskFailed) as failed:
+            await env.result(task, timeout=10)
+        assert "DeterminismViolation" in str(failed.value)
+        assert f"time.time() in workflow code at {_guarded_line()}" in str(failed.value)
+
+
+async def test_durable_worker_strict_guards_and_plain_does_not(db_url: str) -> None:
+    reference = "tests.integration.kit_workflows:peeks_at_the_clock"
+    async with durable.Client(db_url) as client:
+        for flags, state in ((("--strict",), "failed"), ((), "complete")):
+            task = await client.launch(reference)
+            worker = await WorkerProcess(db_url, *flags).start()
+            try:
+                info = await client.wait(task.id, timeout=20)
+            finally:
+                await worker.stop()
+            assert info.state == state
+            if state == "failed":
+                assert info.error is not None
+                assert info.error["type"] == "DeterminismViolation"
+                assert _guarded_line() in info.error["message"]
