@@ -82,6 +82,13 @@ def export(ctx: click.Context, task_id: int) -> int:
     metavar="FILE",
     help="A history written by `durable export` (repeatable); no database is read.",
 )
+@click.option(
+    "--allow-module",
+    "allow_modules",
+    multiple=True,
+    metavar="PREFIX",
+    help="Workflows may also come from modules under this prefix, wherever installed.",
+)
 @database_url_option
 @click.pass_context
 def check(
@@ -92,13 +99,15 @@ def check(
     limit: int,
     task_ids: tuple[int, ...],
     files: tuple[str, ...],
+    allow_modules: tuple[str, ...],
 ) -> int:
     """Replay recorded histories against the code importable from the current directory.
 
     Performs nothing and writes nothing. Histories come from --history files, or from the
-    database (--task IDs, else the newest --limit tasks matching the filters). One line per
-    task: `ok`, or the seq where the code diverges with what was recorded and what the code
-    asked for. Exit codes: 0 all replay, 1 any diverges, 2 bad input.
+    database (--task IDs, else the newest --limit tasks matching the filters). Workflows are
+    imported as `durable-worker` would from here (--allow-module for installed packages).
+    One line per task: `ok`, or the seq where the code diverges with what was recorded and
+    what the code asked for. Exit codes: 0 all replay, 1 any diverges, 2 bad input.
     """
     from durable.testing import BadHistory, History
 
@@ -111,7 +120,7 @@ def check(
     async def go() -> int:
         if task_ids or filtered or not files:
             histories.extend(await _from_database(ctx, workflow, state, since, limit, task_ids))
-        return await _check(histories)
+        return await _check(histories, allow_modules)
 
     return run(go())
 
@@ -142,7 +151,7 @@ async def _from_database(
     return histories
 
 
-async def _check(histories: list[Any]) -> int:
+async def _check(histories: list[Any], allow_modules: tuple[str, ...]) -> int:
     from durable.testing import replay
     from durable.testing.replayer import default_loader
 
@@ -152,7 +161,7 @@ async def _check(histories: list[Any]) -> int:
     cwd = os.getcwd()
     if not sys.path or sys.path[0] != cwd:
         sys.path.insert(0, cwd)  # the code of the current directory, as `python -m` does
-    loader = default_loader(cwd)
+    loader = default_loader(cwd, allow_modules)
     failed = False
     for history in histories:
         replayed = await replay(history, loader)

@@ -58,9 +58,14 @@ class StepMock:
             raise self.raises
         return self.returns
 
-    def replica(self) -> StepMock:
-        """The same answers from the start, with calls of its own (check_replay's runs)."""
-        return StepMock(self.target, self.returns, self.raises, self.side_effect)
+    def replica(self, skip: int = 0) -> StepMock:
+        """The same answers, from the ``skip``-th call on, with calls of its own: what a run
+        from a crash point gets, once ``skip`` calls had their outcomes recorded."""
+        copy = StepMock(self.target, self.returns, self.raises, self.side_effect)
+        if copy._items is not None:
+            for _ in range(skip):
+                next(copy._items, None)
+        return copy
 
     @property
     def call_count(self) -> int:
@@ -142,13 +147,6 @@ class Mocks:
         mock = StepMock(name, value, raises, side_effect)
         self._by_function[function] = mock
         return mock
-
-    def replicas(self) -> Mocks:
-        """The same mocks from the start, counting calls apart."""
-        copy = Mocks()
-        copy._by_function = {k: m.replica() for k, m in self._by_function.items()}
-        copy._by_label = {k: m.replica() for k, m in self._by_label.items()}
-        return copy
 
     def find(self, fn: Callable[..., Any], label: str) -> StepMock | None:
         """The mock standing in for this step, if any."""

@@ -4,7 +4,8 @@ A worker that crashes leaves a prefix of the task's history: the outcomes delive
 some delivery ``k`` (each recorded with its delivery position), and what the workflow had
 issued by then. For every ``k`` this module rebuilds that state from the finished history and
 runs the workflow on it to its end, as the next worker would: the recorded part replays, and
-the rest is performed again, with the environment's mocked steps (or the step's code), an
+the rest is performed again (a step whose outcomes were all recorded must not run), with the
+environment's mocked steps (or the step's code), an
 instant clock, and the finished history standing in for the database (transactions,
 promises, notifications and children get the outcomes they had). Any NonDeterminismError
 fails the check. The whole history must then replay to the recorded result without running
@@ -33,7 +34,7 @@ from durable.replay import capture, effects, history
 from durable.replay.engine import Engine, RunSpec, utcnow
 from durable.replay.history import Recorded
 from durable.replay.journal import Writes
-from durable.testing.mocks import Mocks
+from durable.testing.mocks import Mocks, StepMock
 from durable.worker.steps import call
 from durable.workflow import Workflow
 
@@ -73,6 +74,17 @@ def crash_points(events: tuple[Recorded, ...]) -> list[CrashPoint]:
                 kept.append(Recorded(event.seq, event.kind, event.label, payload))
         points.append(CrashPoint(k, tuple(kept)))
     return points
+
+
+def _settled_steps(whole: tuple[Recorded, ...], prefix: tuple[Recorded, ...]) -> set[str]:
+    """Labels of steps whose every outcome in the whole history is in the prefix already:
+    running one of them again would run a recorded step again (SPEC 7.1)."""
+    recorded = {e.seq for e in prefix if e.kind == history.STEP and e.is_final()}
+    labels: dict[str, bool] = {}
+    for event in whole:
+        if event.kind == history.STEP:
+            labels[event.label] = labels.get(event.label, True) and event.seq in recorded
+    return {label for label, settled in labels.items() if settled}
 
 
 def _outcome(payload: Any) -> Any:
@@ -141,10 +153,19 @@ class _HistoryJournal:
 
 
 class _InstantHost:
-    """Timers fire at once (the clock jumps to them); steps run their mock or their code."""
+    """Timers fire at once (the clock jumps to them); steps run their mock or their code.
 
-    def __init__(self, mocks: Mocks) -> None:
+    A mock answers as it would have next: after as many calls as the history being replayed
+    recorded for that step (a list of answers goes on where the first run was)."""
+
+    def __init__(self, mocks: Mocks, events: tuple[Recorded, ...]) -> None:
         self._mocks = mocks
+        self._replicas: dict[int, StepMock] = {}
+        self._recorded_calls: dict[str, int] = {}
+        for event in events:
+            if event.kind == history.STEP and isinstance(event.payload, dict):
+                calls = int(event.payload.get("attempts", 0))
+                self._recorded_calls[event.label] = self._recorded_calls.get(event.label, 0) + calls
         self._now = utcnow()
         self.calls: list[str] = []
 
@@ -168,8 +189,12 @@ class _InstantHost:
         label: str,
     ) -> Any:
         self.calls.append(label)
-        mock = self._mocks.find(fn, label)
-        if mock is not None:
+        original = self._mocks.find(fn, label)
+        if original is not None:
+            mock = self._replicas.get(id(original))
+            if mock is None:
+                mock = original.replica(self._recorded_calls.get(label, 0))
+                self._replicas[id(original)] = mock
             return await mock(args, kwargs)
         return await call(fn, args, kwargs, timeout)
 
@@ -199,7 +224,7 @@ async def _run(task: Task, events: tuple[Recorded, ...], mocks: Mocks) -> tuple[
         may_suspend=False,
         cancel_requested=cancelled,  # delivered at its first wait, as a worker would
     )
-    host = _InstantHost(mocks)
+    host = _InstantHost(mocks, events)
     engine = Engine(spec, _HistoryJournal(task.events), host)
     context = contextvars.copy_context()
     context.run(effects.current_engine.set, engine)
@@ -227,7 +252,12 @@ async def check(task: Task, mocks: Mocks) -> int:
     points = [] if any(e.kind == history.RETRY for e in task.events) else crash_points(task.events)
     for point in points:
         try:
-            await _run(task, point.events, mocks.replicas())
+            _, calls = await _run(task, point.events, mocks)
+            again = sorted(set(calls) & _settled_steps(task.events, point.events))
+            if again:
+                raise ReplayCheckFailed(
+                    f"step(s) {again} ran again although every outcome of theirs was recorded"
+                )
         except ReplayCheckFailed as error:
             raise ReplayCheckFailed(
                 f"task {task.task_id}, from crash point #{point.position}: {error}"
@@ -243,7 +273,7 @@ async def check(task: Task, mocks: Mocks) -> int:
                 f"(after {point.position} deliveries): {error}"
             ) from error
     try:
-        value, calls = await _run(task, task.events, mocks.replicas())
+        value, calls = await _run(task, task.events, mocks)
     except NonDeterminismError as error:
         raise ReplayCheckFailed(f"task {task.task_id}: {error}") from error
     if calls:

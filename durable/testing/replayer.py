@@ -203,6 +203,7 @@ async def replay(history: History, loader: Loader) -> Replayed:
     return Replayed(history, divergence=engine.nondeterminism)
 
 
-def default_loader(app_dir: str) -> Loader:
-    """A loader for the code under ``app_dir``, under the worker's import policy."""
-    return Loader(app_dir=app_dir)
+def default_loader(app_dir: str, allow_modules: tuple[str, ...] = ()) -> Loader:
+    """A loader for the code under ``app_dir`` (and ``allow_modules`` prefixes), under the
+    worker's import policy."""
+    return Loader(allow_modules, app_dir=app_dir)
