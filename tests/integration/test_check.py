@@ -8,6 +8,7 @@ after changing the module on disk (what a deploy would bring).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -158,3 +159,24 @@ async def test_bad_input_exits_2(db_url: str, tmp_path: Path) -> None:
     assert missing.code == 2
     assert (await run_cli(db_url, "check", "--since", "soon")).code == 2
     assert (await run_cli(db_url, "export", "424242")).code == 2
+
+
+async def test_workflows_installed_elsewhere_need_allow_module(
+    db_url: str, app: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    app_dir, module = app
+    quick, _ = await _record(db_url, app_dir, module)
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    from tests.helpers.processes import REPO_ROOT
+
+    env = {
+        **NO_PYC,
+        "PYTHONPATH": os.pathsep.join([str(app_dir), str(REPO_ROOT), str(REPO_ROOT / "cli")]),
+    }
+    refused = await run_cli(db_url, "check", "--task", str(quick), cwd=elsewhere, env=env)
+    assert refused.code == 1
+    assert "cannot replay: refusing to import" in refused.stdout
+    allowed = await run_cli(
+        db_url, "check", "--task", str(quick), "--allow-module", module, cwd=elsewhere, env=env
+    )
+    assert (allowed.code, allowed.stdout) == (0, f"task {quick} ({module}:quick): ok\n")

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 import durable
-from durable.testing import ReplayCheckFailed, WorkflowEnvironment
+from durable.testing import History, ReplayCheckFailed, WorkflowEnvironment, replay
+from durable.testing.replayer import default_loader
 from tests.helpers.processes import WorkerProcess
 from tests.integration import kit_workflows as flows
 
@@ -170,3 +171,21 @@ async def test_durable_worker_strict_guards_and_plain_does_not(db_url: str) -> N
                 assert info.error is not None
                 assert info.error["type"] == "DeterminismViolation"
                 assert _guarded_line() in info.error["message"]
+
+
+async def test_a_cancelled_task_replays_and_checks(database_server_url: str) -> None:
+    """The cancellation marker lands at the same wait on replay, from the file and in memory."""
+    async with WorkflowEnvironment(database_url=database_server_url) as env:
+        task = await env.launch(flows.sleepy, 2)
+        await _wait_for_event(env, task, "sleep")
+        await env.client.cancel(task.id)
+        with pytest.raises(durable.TaskCancelled):
+            await env.result(task, timeout=10)
+        kinds = [e.kind for e in await env.history(task)]
+        assert "cancel" in kinds
+        replayed = await replay(
+            History.of_task(await env.client.get(task.id), await env.history(task)),
+            default_loader("."),
+        )
+        assert replayed.ok, replayed
+        assert await env.check_replay(task) >= 2
