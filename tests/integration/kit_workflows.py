@@ -96,3 +96,9 @@ async def peeks_at_the_clock(ctx: durable.Context) -> float:
     import time
 
     return time.time()  # the determinism guard refuses this line
+
+
+@durable.workflow
+async def parent(ctx: durable.Context) -> list[float]:
+    """Children that sleep: the parent waits (suspended) on them, they wait on timers."""
+    return list(await asyncio.gather(ctx.call(sleepy, 1), ctx.call(sleepy, 2)))

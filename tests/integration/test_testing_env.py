@@ -189,3 +189,13 @@ async def test_a_cancelled_task_replays_and_checks(database_server_url: str) -> 
         )
         assert replayed.ok, replayed
         assert await env.check_replay(task) >= 2
+
+
+async def test_a_parent_waiting_on_sleeping_children_does_not_hold_the_clock(
+    database_server_url: str,
+) -> None:
+    async with WorkflowEnvironment(time_skipping=True, database_url=database_server_url) as env:
+        task = await env.launch(flows.parent)
+        one, two = await env.result(task, timeout=10)
+        assert DAY <= one < DAY + 60 and 2 * DAY <= two < 2 * DAY + 60
+        await env.check_replay(task)
