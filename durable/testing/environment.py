@@ -141,7 +141,9 @@ class WorkflowEnvironment:
             ``DURABLE_TEST_DATABASE_URL``, else the embedded server of the tests).
         app_dir: the worker's application directory (default: the current directory).
         queues: the queues its worker claims from.
-        concurrency: tasks its worker runs at once.
+        concurrency: tasks its worker runs at once (10: its connection pool then holds
+            at most 12 connections, so that many environments fit under a server's
+            ``max_connections``).
     """
 
     def __init__(
@@ -151,7 +153,7 @@ class WorkflowEnvironment:
         database_url: str | None = None,
         app_dir: str | os.PathLike[str] | None = None,
         queues: tuple[str, ...] = ("default",),
-        concurrency: int = 100,
+        concurrency: int = 10,
     ) -> None:
         self.time_skipping = time_skipping
         self._server_url = database_url
