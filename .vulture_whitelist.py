@@ -42,3 +42,13 @@ _.get_exception_handler
 _.call_exception_handler
 _.shutdown_asyncgens
 _.shutdown_default_executor
+
+# durable.testing's public API: called by users' tests (and ours, outside vulture's paths).
+_.mock_step
+_.check_replay
+_.call_count
+_.called
+_.assert_called_once_with
+_.assert_not_called
+pytest_configure  # a pytest hook (durable/testing/pytest_plugin.py)
+durable_env  # the plugin's fixture

@@ -12,6 +12,7 @@ The hierarchy::
       StepFailed                  inside a workflow: a step exhausted its retries
         StepResultNotSerializable a step's result is not JSON (also a SerializationError)
       NonDeterminismError         replay met another kind/label at a seq
+      DeterminismViolation        workflow code read a clock, drew a random, did I/O (guard)
       PromiseRejected             a durable promise was rejected
       ContinueAsNew               raised by a workflow to restart under the same task id
       WorkflowNotFound            a reference does not name a @durable.workflow
@@ -148,6 +149,21 @@ class NonDeterminismError(DurableError):
         self.seq = seq
         self.recorded = recorded
         self.requested = requested
+
+
+class DeterminismViolation(DurableError):
+    """Workflow code made a call that gives another answer on replay (the guard is on).
+
+    Raised by the determinism guard (`WorkflowEnvironment`, ``durable-worker --strict``) at
+    the call: ``.call`` names it, ``.where`` is the file and line of the workflow code.
+    """
+
+    def __init__(self, call: str, where: str, advice: str) -> None:
+        super().__init__(
+            f"{call} in workflow code at {where}: not deterministic on replay ({advice})"
+        )
+        self.call = call
+        self.where = where
 
 
 class PromiseRejected(DurableError):

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import click
 
 import durable
+import durable_cli.checking
 from durable.config import mask_password
 from durable_cli import admin, promises, tasks
 from durable_cli.exit_codes import ExitCode, for_exception
@@ -155,6 +156,8 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 
 
 for _command in (*tasks.COMMANDS, *promises.COMMANDS, *admin.COMMANDS):
+    cli.add_command(_command)
+for _command in durable_cli.checking.COMMANDS:
     cli.add_command(_command)
 
 

@@ -144,6 +144,12 @@ MAX_RETRY = 10.0  # ... up to this
     show_default=True,
     help="Lowest level logged.",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Determinism guard: workflow code that reads a clock, draws a random, sleeps with "
+    "asyncio or opens a file or socket outside a step raises durable.DeterminismViolation.",
+)
 @click.option("--database-url", metavar="URL", default=None, help=DATABASE_URL_HELP)
 @click.version_option(durable.__version__, prog_name="durable-worker")
 def worker(
@@ -159,6 +165,7 @@ def worker(
     connect_timeout: float,
     log_format: str,
     log_level: str,
+    strict: bool,
     database_url: str | None,
 ) -> int:
     """Run a durable worker until SIGTERM/SIGINT.
@@ -180,6 +187,7 @@ def worker(
             imports=imports,
             allow_modules=allow_modules,
             app_dir=Path.cwd(),
+            strict=strict,
         )
     except (ValueError, TypeError) as error:
         raise click.UsageError(_as_flags(str(error))) from None

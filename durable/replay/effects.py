@@ -126,7 +126,7 @@ async def _perform_step(
         try:
             with engine.activity():
                 try:
-                    value = await engine.host.call_step(fn, args, kwargs, timeout)
+                    value = await engine.host.call_step(fn, args, kwargs, timeout, label=label)
                 finally:
                     output.flush_partial()
             text, value = serialization.encode(value, f"step {label!r} result")

@@ -40,6 +40,7 @@ from durable import serialization
 from durable.errors import Cancelled, NonDeterminismError
 from durable.replay import history
 from durable.replay.control import LeaseLost
+from durable.replay.guard import GuardedWorkflowLoop
 from durable.replay.history import CANCEL, Recorded
 from durable.replay.journal import Journal
 from durable.replay.loop import DurableTimerHandle, WorkflowLoop
@@ -106,7 +107,8 @@ class Engine(Recorder):
         self._script = Script(spec.history)
         self._position = self._script.next_position
         # asyncio marks the I/O methods abstract; the workflow loop refuses them (loop.py).
-        self._wloop = WorkflowLoop(self)  # type: ignore[abstract]
+        loop_class = GuardedWorkflowLoop if spec.strict else WorkflowLoop
+        self._wloop = loop_class(self)  # type: ignore[abstract]
         self._pending: dict[int, Effect] = {}
         self._ready: collections.deque[tuple[Effect | object, Arrival | BaseException]] = (
             collections.deque()
@@ -353,6 +355,9 @@ class Engine(Recorder):
 
     def _enter_new_ground(self) -> None:
         """Every recorded delivery is made: from now on, outcomes are delivered as they come."""
+        if self.spec.replay_only:
+            self._stop_replay()
+            return
         self._new_ground = True
         for seq in sorted(self._pending):
             effect = self._pending[seq]
@@ -364,6 +369,24 @@ class Engine(Recorder):
                 self._to_start.append(effect)
         if self.cancellation.pending():
             self._ready.append((_CANCEL, (None, None)))
+
+    def _stop_replay(self) -> None:
+        """A replay-only run ends where the history does. The quiescent workflow has issued
+        everything the recorded run had issued by then (effects are issued only between
+        deliveries): a recorded effect past its last seq is one the code no longer asks for."""
+        leftover = [
+            event
+            for seq, event in self._recorded.items()
+            if seq >= self._next_seq and event.kind not in (CANCEL, history.RETRY)
+        ]
+        if leftover:
+            first = min(leftover, key=lambda event: event.seq)
+            self.nondeterminism = self.nondeterminism or NonDeterminismError(
+                first.seq,
+                f"{first.kind} {first.label!r}",
+                f"nothing: the workflow waits with seqs up to {self._next_seq - 1} issued",
+            )
+        self._end(RunEnd(replayed=True))
 
     def _recorded_payload(self, effect: Effect) -> Any:
         assert effect.recorded is not None
@@ -525,6 +548,27 @@ class Engine(Recorder):
             left is not None and left > self.spec.suspend_after
         ):
             self._end(RunEnd(suspension=Suspension(wake_at, condition)))
+
+    def waits_only_on_timers(self) -> datetime | None:
+        """The earliest deadline, if the run only waits on timers now (on new ground, nothing
+        running, nothing to deliver, no promise, notification or child awaited); else None.
+        A test's virtual clock may then jump to it."""
+        if (
+            self._ended
+            or not self._new_ground
+            or self._ready
+            or self._active
+            or self._to_start
+            or not self._wloop.quiescent
+        ):
+            return None
+        live = list(self._pending.values())
+        if not live or self._waiting != len(live):
+            return None
+        deadlines = [e.deadline for e in live if e.waiting and not e.condition]
+        if len(deadlines) != len(live) or None in deadlines:
+            return None
+        return min(d for d in deadlines if d is not None)
 
     def _end(self, end: RunEnd) -> None:
         """Stop the run: no more deliveries, performers cancelled, workflow code unwound."""

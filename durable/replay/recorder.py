@@ -221,7 +221,7 @@ class Recorder:
             if remaining is None:
                 await asyncio.get_running_loop().create_future()
             else:
-                await self.host.sleep(remaining)
+                await self.host.sleep(remaining, interruptible=bool(condition))
         finally:
             self._waiting -= 1
             effect.waiting = False

@@ -89,6 +89,11 @@ class RunSpec:
     # once, over and over).
     timer_lead: float = 0.1
     may_suspend: bool = True
+    # Replay the history and stop where it ends (new ground), performing nothing: what
+    # `durable check` does to test new code against recorded histories.
+    replay_only: bool = False
+    # The determinism guard (guard.py) on workflow code: WorkflowEnvironment, --strict.
+    strict: bool = False
 
 
 class Host(Protocol):
@@ -97,8 +102,13 @@ class Host(Protocol):
     def now(self) -> datetime:
         """The wall clock, UTC-aware."""
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of the host's clock (a test's virtual clock may skip them)."""
+    async def sleep(self, seconds: float, *, interruptible: bool = False) -> None:
+        """Wait ``seconds`` of the host's clock (a test's virtual clock may skip them).
+
+        ``interruptible``: the caller also waits for a promise, a notification or a child
+        and looks again when this returns, so the host may return early (a test's host
+        polls, where a worker's run would be suspended and woken).
+        """
 
     async def admit_step(self) -> None:
         """Return once a step's code may start (this worker still holds its tasks)."""
@@ -109,8 +119,11 @@ class Host(Protocol):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float | None,
+        *,
+        label: str,
     ) -> Awaitable[Any]:
-        """Run a step's code once (async awaited, sync in a thread); its result."""
+        """Run a step's code once (async awaited, sync in a thread); its result. ``label``
+        is what the step is recorded under (a test's host mocks steps by it)."""
 
 
 @dataclass
@@ -121,6 +134,8 @@ class RunEnd:
     error: BaseException | None = None
     suspension: Suspension | None = None
     released: bool = False
+    # A replay-only run (`RunSpec.replay_only`) made every recorded delivery and stopped.
+    replayed: bool = False
 
 
 class Effect:

@@ -19,7 +19,7 @@ from durable.errors import ContinueAsNew, SerializationError, StepFailed, Workfl
 from durable.models import TaskState
 from durable.replay import capture, effects
 from durable.replay.control import LeaseLost
-from durable.replay.engine import Engine, RunEnd, RunSpec, Suspension, utcnow
+from durable.replay.engine import Engine, Host, RunEnd, RunSpec, Suspension, utcnow
 from durable.replay.history import safe_str
 from durable.replay.journal import Recorded, Writes
 from durable.store.store import ClaimedTask, Store
@@ -76,6 +76,9 @@ class Runner:
         loader: resolves workflow references.
         suspend_after: a run that only waits on timers further away than this many seconds
             is suspended: no worker holds it and no memory is used until the timer is due.
+        host_factory: makes the host of each run from ``lease_guard`` (a test environment
+            gives its runs a virtual clock and mocked steps).
+        strict: the determinism guard on workflow code (``durable-worker --strict``).
         timer_lead: how early the worker claims a suspended task before its timer: a wait
             whose timeout is closer than this stays in memory (suspended, it would be claimed
             back at once, over and over until the timeout).
@@ -89,7 +92,11 @@ class Runner:
         suspend_after: float = 2.0,
         timer_lead: float = 0.1,
         lease_guard: Callable[[], Awaitable[None]] | None = None,
+        host_factory: Callable[[Callable[[], Awaitable[None]] | None], Host] = StepHost,
+        strict: bool = False,
     ) -> None:
+        self.strict = strict
+        self.host_factory = host_factory
         self.store = store
         self.loader = loader
         self.suspend_after = suspend_after
@@ -224,9 +231,12 @@ class Runner:
             deadline=deadline,
             suspend_after=self.suspend_after,
             timer_lead=self.timer_lead,
+            strict=self.strict,
         )
         engine = Engine(
-            spec, StoreJournal(self.store, claimed.id, claimed.lease), StepHost(self.lease_guard)
+            spec,
+            StoreJournal(self.store, claimed.id, claimed.lease),
+            self.host_factory(self.lease_guard),
         )
         running.engine = engine
         return engine

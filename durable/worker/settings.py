@@ -65,6 +65,8 @@ class WorkerSettings:
         poll_interval: seconds between claims when no notification arrives (a fallback).
         suspend_after: a task that only waits on a timer further away than this is
             suspended (no worker holds it) and resumed by replay when it is due.
+        strict: the determinism guard: workflow code that reads a clock, draws a random or
+            does I/O outside a step raises `durable.DeterminismViolation` (``--strict``).
     """
 
     concurrency: int = 100
@@ -78,6 +80,7 @@ class WorkerSettings:
     app_dir: Path | None = field(default=None)
     poll_interval: float = 5.0
     suspend_after: float = 2.0
+    strict: bool = False
 
     def __post_init__(self) -> None:
         checked: dict[str, Any] = {
@@ -102,6 +105,8 @@ class WorkerSettings:
                 self.suspend_after, "suspend_after", minimum=0, inclusive=True
             ),
         }
+        if not isinstance(self.strict, bool):
+            raise TypeError(f"strict must be True or False, not {self.strict!r}")
         if self.app_dir is not None:
             if not isinstance(self.app_dir, (str, os.PathLike)):
                 raise TypeError(f"app_dir must be a path, not {type(self.app_dir).__name__}")

@@ -27,8 +27,9 @@ class StepHost:
         """The wall clock, UTC-aware."""
         return utcnow()
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, *, interruptible: bool = False) -> None:
         """Wait ``seconds`` of wall-clock time."""
+        del interruptible  # a worker's run is suspended and woken instead
         await asyncio.sleep(seconds)
 
     async def admit_step(self) -> None:
@@ -43,8 +44,11 @@ class StepHost:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float | None,
+        *,
+        label: str,
     ) -> Awaitable[Any]:
         """Run the step's code once and return its result."""
+        del label
         return call(fn, args, kwargs, timeout)
 
 

@@ -61,6 +61,7 @@ class Worker:
         poll_interval: seconds between claims when no notification arrives (a fallback only).
         suspend_after: a task that only waits on a timer further away than this is suspended
             (no worker holds it, no memory is used) and resumed by replay when it is due.
+        strict: the determinism guard on workflow code (`durable.DeterminismViolation`).
 
     Raises:
         ValueError, TypeError: a setting that cannot work (`WorkerSettings` says which).
@@ -82,6 +83,7 @@ class Worker:
         app_dir: str | os.PathLike[str] | None = None,
         poll_interval: float | None = None,
         suspend_after: float | None = None,
+        strict: bool | None = None,
     ) -> None:
         given = {
             "concurrency": concurrency,
@@ -95,6 +97,7 @@ class Worker:
             "app_dir": app_dir,
             "poll_interval": poll_interval,
             "suspend_after": suspend_after,
+            "strict": strict,
         }
         base = settings if settings is not None else WorkerSettings()
         changes = {name: value for name, value in given.items() if value is not None}
@@ -330,13 +333,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         assert self._store is not None
-        runner = Runner(
-            self._store,
-            self.loader,
-            suspend_after=self.suspend_after,
-            timer_lead=TIMER_LEAD,
-            lease_guard=self._ensure_lease,
-        )
+        runner = self._make_runner()
         backoff = 0.1
         claim_in_doubt = False
         while not self._stopping.is_set():
@@ -378,6 +375,18 @@ class Worker:
             backoff = 0.1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_time())
+
+    def _make_runner(self) -> Runner:
+        """The runner of this worker's tasks (a test environment's worker makes its own)."""
+        assert self._store is not None
+        return Runner(
+            self._store,
+            self.loader,
+            suspend_after=self.suspend_after,
+            timer_lead=TIMER_LEAD,
+            lease_guard=self._ensure_lease,
+            strict=self.settings.strict,
+        )
 
     def _timer_due(self) -> bool:
         return self._next_wake is not None and self._seconds_to_next_wake() <= TIMER_LEAD

@@ -71,6 +71,7 @@ async def run(
     name: str = "test",
     cancel_requested: bool = False,
     on_start: Callable[[Engine], None] | None = None,
+    strict: bool = False,
 ) -> Any:
     """One run of ``workflow`` against ``journal``'s history, as the worker's runner does it.
 
@@ -85,6 +86,7 @@ async def run(
         log_lines=len(journal.lines),
         may_suspend=False,
         cancel_requested=cancel_requested,
+        strict=strict,
     )
     engine = Engine(spec, journal, StepHost())
     if on_start is not None:
