@@ -19,7 +19,13 @@ from durable.errors import DatabaseUnavailable
 from durable.replay import capture
 from durable.store.listen import Listener
 from durable.store.store import Store
-from durable.store.wakeups import CANCEL_CHANNEL, TASKS_CHANNEL, TIMERS_CHANNEL
+from durable.store.wakeups import (
+    CANCEL_CHANNEL,
+    QUEUES_CHANNEL,
+    SCHEDULES_CHANNEL,
+    TASKS_CHANNEL,
+    TIMERS_CHANNEL,
+)
 from durable.worker import liveness
 from durable.worker.loader import Loader
 from durable.worker.outage import OUTAGE
@@ -111,6 +117,12 @@ class Worker:
         self.suspend_after = self.settings.suspend_after
         self._next_wake: datetime | None = None
         self._next_wake_known = False
+        # Queues of ours with flow control (durable.queues): claimed by claim_limited. Read
+        # again when a queue's settings change and at every heartbeat round.
+        self._limited: set[str] = set()
+        self._limited_known = False
+        # When a full rate-limited queue of ours gets a start back.
+        self._rate_reopens: datetime | None = None
         self._heartbeat_ok_at = time.monotonic()
         self._heartbeat_round = asyncio.Event()
         self._heartbeat_rounds = 0  # completed rounds (heartbeat and takeover check)
@@ -201,7 +213,7 @@ class Worker:
         self._store = store
         listener = Listener(
             url,
-            [TASKS_CHANNEL, CANCEL_CHANNEL, TIMERS_CHANNEL],
+            [TASKS_CHANNEL, CANCEL_CHANNEL, TIMERS_CHANNEL, QUEUES_CHANNEL, SCHEDULES_CHANNEL],
             self._on_notify,
             on_reconnect=self._on_reconnect,
         )
@@ -283,6 +295,7 @@ class Worker:
     async def _on_reconnect(self) -> None:
         # Notifications may have been missed while disconnected: look again at everything.
         self._next_wake_known = False
+        self._limited_known = False
         self._wake.set()
         with contextlib.suppress(DatabaseUnavailable):  # the next heartbeat round looks again
             await self._recheck_cancellations()
@@ -299,6 +312,10 @@ class Worker:
         elif channel == CANCEL_CHANNEL:
             with contextlib.suppress(ValueError):
                 self._cancel(int(payload), missed=False)
+        elif channel == QUEUES_CHANNEL:
+            if payload in self.queues:
+                self._limited_known = False
+                self._wake.set()
 
     def _cancel(self, task_id: int, *, missed: bool) -> None:
         running = self._running.get(task_id)
@@ -355,16 +372,13 @@ class Worker:
                     # Cleared before claiming: a notification that lands during the claim sets
                     # it again, and the next turn claims what it announced.
                     self._wake.clear()
-                    batch = await self._store.claim(
-                        self.id, self.queues, free, timer_lead=TIMER_LEAD
-                    )
-                    for claimed in batch:
-                        self._start_task(runner, Running(claimed))
-                    claimed_all = len(batch) == free
+                    claimed_all = await self._claim(runner, free)
                     if claimed_all:
                         continue  # there may be more
                     if not self._next_wake_known or self._timer_due():
-                        self._next_wake = await self._store.next_wake(self.queues)
+                        self._next_wake = await self._store.next_wake(
+                            self.queues, timer_lead=TIMER_LEAD
+                        )
                         self._next_wake_known = True
                         if self._timer_due():
                             continue
@@ -379,6 +393,22 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_time())
 
+    async def _claim(self, runner: Runner, free: int) -> bool:
+        """Claim up to ``free`` tasks and start them; True if that many were claimed."""
+        assert self._store is not None
+        batch = await self._store.claim(self.id, self.queues, free, timer_lead=TIMER_LEAD)
+        if not self._limited_known:
+            self._limited = await self._store.limited_queues(self.queues)
+            self._limited_known = True
+        if self._limited and len(batch) < free:
+            more, self._rate_reopens = await self._store.claim_limited(
+                self.id, sorted(self._limited), free - len(batch), timer_lead=TIMER_LEAD
+            )
+            batch += more
+        for claimed in batch:
+            self._start_task(runner, Running(claimed))
+        return len(batch) == free
+
     def _timer_due(self) -> bool:
         return self._next_wake is not None and self._seconds_to_next_wake() <= TIMER_LEAD
 
@@ -387,10 +417,14 @@ class Worker:
         return (self._next_wake - datetime.now(UTC)).total_seconds()
 
     def _sleep_time(self) -> float:
-        """Until the next timer is due (less the lead), or the polling fallback."""
-        if self._next_wake is None:
-            return self.poll_interval
-        return max(0.0, min(self.poll_interval, self._seconds_to_next_wake() - TIMER_LEAD))
+        """Until the next timer is due (less the lead), a rate-limited queue gets a start back,
+        or the polling fallback."""
+        sleep = self.poll_interval
+        if self._next_wake is not None:
+            sleep = min(sleep, self._seconds_to_next_wake() - TIMER_LEAD)
+        if self._rate_reopens is not None:
+            sleep = min(sleep, (self._rate_reopens - datetime.now(UTC)).total_seconds())
+        return max(0.0, sleep)
 
     def _start_task(self, runner: Runner, running: Running) -> None:
         task_id = running.claimed.id
@@ -405,6 +439,9 @@ class Worker:
             self._running.pop(task_id, None)
             self._cancelling.discard(task_id)
             self._wake.set()  # a slot is free
+            if running.claimed.queue in self._limited and self._store is not None:
+                # A slot of a limited queue may be free: the fleet's idle workers look again.
+                self._store.wakeups.send(TASKS_CHANNEL, running.claimed.queue)
             if not done.cancelled() and done.exception() is not None:
                 log.error("runner crashed", task_id=task_id, error=repr(done.exception()))
 
@@ -433,6 +470,7 @@ class Worker:
                     )
                 next_expiry_in = reclaimed.next_expiry_in
                 await self._recheck_cancellations()
+                self._limited_known = False  # a queue's change may have gone unannounced
             except DatabaseUnavailable as error:
                 OUTAGE.failed("heartbeat", error)
                 next_expiry_in = None
