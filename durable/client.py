@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from durable import cron as cron_rules
 from durable import serialization
 from durable.config import resolve_database_url, uses_embedded_default
 from durable.errors import (
@@ -23,6 +25,7 @@ from durable.models import (
     Event,
     PromiseState,
     QueueInfo,
+    ScheduleInfo,
     TaskHandle,
     TaskInfo,
     TaskState,
@@ -33,6 +36,9 @@ from durable.store.listen import Listener
 from durable.store.store import Store
 from durable.store.wakeups import PROMISES_CHANNEL, TASK_EVENTS_CHANNEL
 from durable.workflow import Workflow, declared_queue, reference_of
+
+# What a schedule's tick does while the previous run is unfinished (SPEC 12).
+OVERLAPS = ("skip", "buffer_one", "allow", "cancel_other")
 
 # Task ids are Postgres bigints, and so is a list's limit.
 MAX_BIGINT = 2**63 - 1
@@ -241,6 +247,109 @@ class Client:
     async def queues(self) -> list[QueueInfo]:
         """Queues that have settings or unfinished tasks, with their counts, by name."""
         return await self.store.list_queues()
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    async def schedule(
+        self,
+        name: str,
+        workflow: Workflow | str,
+        *,
+        cron: str,
+        timezone: str = "UTC",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        queue: str | None = None,
+        overlap: str = "skip",
+        catch_up: float = 0.0,
+    ) -> ScheduleInfo:
+        """Add (or replace) the cron schedule ``name``; workers launch its ticks.
+
+        Each tick launches one task with key ``schedule:NAME:ISO-TIME`` however many workers
+        run; a workflow with a ``scheduled_at`` parameter gets the tick (ISO 8601, UTC).
+
+        Args:
+            name: the schedule's name.
+            workflow: what each tick runs.
+            cron: five fields (minute hour day month weekday), or six with seconds first.
+            timezone: the zone the cron expression is read in (``zoneinfo`` name).
+            args: JSON positional arguments of every run.
+            kwargs: JSON keyword arguments of every run.
+            queue: the queue (default: the workflow's, else ``"default"``).
+            overlap: what a tick does while the previous run is unfinished: ``skip`` it,
+                ``buffer_one`` (run once after it), ``allow`` (run anyway), or
+                ``cancel_other`` (cancel the previous run, then run).
+            catch_up: seconds: ticks missed while no worker ran are launched if no older
+                than this (0: skipped).
+
+        Raises:
+            ValueError: a bad cron expression, time zone, overlap or catch-up.
+        """
+        reference = serialization.check_text(reference_of(workflow), "the workflow reference")
+        serialization.check_text(name, "the schedule name")
+        if overlap not in OVERLAPS:
+            raise ValueError(f"overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
+        if isinstance(catch_up, bool) or not isinstance(catch_up, (int, float)) or catch_up < 0:
+            raise ValueError(f"catch_up must be a number of seconds >= 0, not {catch_up!r}")
+        next_at = cron_rules.next_after(cron, timezone, datetime.now(UTC))
+        serialization.dumps(list(args), "schedule args")
+        serialization.dumps(dict(kwargs or {}), "schedule kwargs")
+        return await self.store.upsert_schedule(
+            ScheduleInfo(
+                name=name,
+                workflow=reference,
+                cron=cron,
+                timezone=timezone,
+                args=list(args),
+                kwargs=dict(kwargs or {}),
+                queue=queue or declared_queue(workflow) or "default",
+                overlap=overlap,
+                catch_up=float(catch_up),
+                paused=False,
+                next_at=next_at,
+                last_task_id=None,
+            )
+        )
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """Every schedule with its next fire time, by name."""
+        return await self.store.list_schedules()
+
+    async def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stop firing ``name`` (``durable.ScheduleNotFound`` if none)."""
+        return await self.store.pause_schedule(name, True, None)
+
+    async def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Fire ``name`` again from its next tick after now (missed ticks are not caught up)."""
+        info = await self.store.get_schedule(name)
+        next_at = cron_rules.next_after(info.cron, info.timezone, datetime.now(UTC))
+        return await self.store.pause_schedule(name, False, next_at)
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete ``name``; the tasks it launched stay."""
+        await self.store.delete_schedule(name)
+
+    async def trigger_schedule(self, name: str) -> TaskHandle:
+        """Launch one run of ``name`` now, outside its ticks (key ``schedule:NAME:NOW``)."""
+        [handle] = await self.store.launch_ticks(name, [datetime.now(UTC)])
+        return handle
+
+    async def backfill_schedule(
+        self, name: str, start: datetime, end: datetime
+    ) -> list[TaskHandle]:
+        """Launch every tick of ``name`` from ``start`` to ``end`` (both included) that has no
+        task yet; ticks that have one return it (``created`` False).
+
+        Raises:
+            ValueError: naive times, or ``end`` before ``start``.
+        """
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("backfill times need a time zone (ISO 8601 with an offset)")
+        if end < start:
+            raise ValueError("backfill: --to is before --from")
+        info = await self.store.get_schedule(name)
+        ticks = cron_rules.ticks_between(info.cron, info.timezone, start, end)
+        return await self.store.launch_ticks(name, ticks)
 
     async def fork(self, task_id: int, *, at: int, name: str | None = None) -> TaskHandle:
         """Create a new task that replays task ``task_id``'s history before seq ``at``.

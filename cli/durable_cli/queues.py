@@ -20,7 +20,7 @@ QUEUE_COLUMNS = (
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d*)?|\.\d+)\s*$")
 
 
-class Limit(click.ParamType[int | None]):
+class Limit(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
     """A count, or ``none`` to remove the limit."""
 
     name = "N|none"
@@ -42,7 +42,7 @@ class Limit(click.ParamType[int | None]):
         return number
 
 
-class Rate(click.ParamType[tuple[int, float] | None]):
+class Rate(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
     """``N/SECONDS`` (at most N starts per window), or ``none``."""
 
     name = "N/SECONDS|none"

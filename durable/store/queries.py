@@ -1017,6 +1017,66 @@ WHERE name = ANY($1::text[]) AND NOT paused
 ORDER BY name
 """
 
+# -- schedules -----------------------------------------------------------------------------
+
+_SCHEDULE_COLUMNS = """
+name, workflow, cron, timezone, args::text AS args, kwargs::text AS kwargs, queue, overlap,
+catch_up, paused, next_at, last_task_id
+"""
+
+# Adds or replaces a schedule; its next tick ($10) was computed by the caller from the cron.
+UPSERT_SCHEDULE = f"""
+INSERT INTO durable.schedules AS s (name, workflow, cron, timezone, args, kwargs, queue,
+                                    overlap, catch_up, next_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10)
+ON CONFLICT (name) DO UPDATE SET
+    workflow = EXCLUDED.workflow, cron = EXCLUDED.cron, timezone = EXCLUDED.timezone,
+    args = EXCLUDED.args, kwargs = EXCLUDED.kwargs, queue = EXCLUDED.queue,
+    overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, next_at = EXCLUDED.next_at,
+    buffered_at = NULL
+RETURNING {_SCHEDULE_COLUMNS}
+"""
+
+LIST_SCHEDULES = f"SELECT {_SCHEDULE_COLUMNS} FROM durable.schedules ORDER BY name"
+
+GET_SCHEDULE = f"SELECT {_SCHEDULE_COLUMNS} FROM durable.schedules WHERE name = $1"
+
+# Pause or resume; a resume starts again from the next tick after now ($3), not from the ticks
+# missed while paused.
+PAUSE_SCHEDULE = f"""
+UPDATE durable.schedules SET paused = $2, next_at = coalesce($3, next_at), buffered_at = NULL
+WHERE name = $1
+RETURNING {_SCHEDULE_COLUMNS}
+"""
+
+DELETE_SCHEDULE = "DELETE FROM durable.schedules WHERE name = $1 RETURNING name"
+
+# The schedules with a tick due, or a buffered tick (overlap buffer_one), locked for the
+# firing transaction. SKIP LOCKED: when several workers look at once, each schedule is fired by
+# one of them, and the others move on (the tick's task key would refuse a second launch
+# anyway). The previous run's state decides the overlap policy.
+DUE_SCHEDULES = f"""
+SELECT {_SCHEDULE_COLUMNS}, buffered_at, now() AS now,
+       (SELECT t.state FROM durable.tasks AS t WHERE t.id = s.last_task_id) AS last_state
+FROM durable.schedules AS s
+WHERE NOT paused AND (next_at <= now() OR buffered_at IS NOT NULL)
+ORDER BY name
+FOR NO KEY UPDATE OF s SKIP LOCKED
+"""
+
+# After firing: the next tick, the latest run and the buffered tick.
+SCHEDULE_FIRED = """
+UPDATE durable.schedules SET next_at = $2, last_task_id = $3, buffered_at = $4
+WHERE name = $1
+"""
+
+# When the scheduler looks next: the earliest tick, or now when a tick is buffered (it waits
+# for a run to end, which announces nothing to the scheduler: it looks every round).
+NEXT_SCHEDULE = """
+SELECT min(next_at) AS next_at, bool_or(buffered_at IS NOT NULL) AS buffered
+FROM durable.schedules WHERE NOT paused
+"""
+
 # -- wake-ups ------------------------------------------------------------------------------
 
 # Many wake-ups in one statement, sent after the writes they announce have committed (see

@@ -30,6 +30,7 @@ from durable.worker import liveness
 from durable.worker.loader import Loader
 from durable.worker.outage import OUTAGE
 from durable.worker.runner import Runner, Running
+from durable.worker.scheduler import Scheduler
 from durable.worker.settings import WorkerSettings
 
 log = structlog.get_logger("durable.worker")
@@ -145,6 +146,7 @@ class Worker:
         self._shutdown_task: asyncio.Future[None] | None = None
         self._runner_tasks: set[asyncio.Task[None]] = set()
         self._started = False
+        self._scheduler: Scheduler | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -225,9 +227,11 @@ class Worker:
             await store.close()
             raise
         self._listener = listener
+        self._scheduler = Scheduler(store, self.loader)
         self._side_tasks = [
             asyncio.create_task(self._claim_loop(), name="durable-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="durable-heartbeat"),
+            asyncio.create_task(self._scheduler.run(), name="durable-scheduler"),
         ]
         for side_task in self._side_tasks:
             side_task.add_done_callback(self._side_task_ended)
@@ -312,6 +316,9 @@ class Worker:
         elif channel == CANCEL_CHANNEL:
             with contextlib.suppress(ValueError):
                 self._cancel(int(payload), missed=False)
+        elif channel == SCHEDULES_CHANNEL:
+            if self._scheduler is not None:
+                self._scheduler.changed.set()
         elif channel == QUEUES_CHANNEL:
             if payload in self.queues:
                 self._limited_known = False

@@ -51,3 +51,15 @@ async def wait_for_go(ctx: durable.Context) -> str:
 async def echo(ctx: durable.Context, *args: object) -> list[object]:
     """Returns its arguments."""
     return list(args)
+
+
+@durable.workflow
+async def stamp(ctx: durable.Context, scheduled_at: str) -> str:
+    """Returns the tick it was launched for."""
+    return scheduled_at
+
+
+@durable.workflow
+async def slow_tick(ctx: durable.Context, seconds: float) -> float:
+    """A scheduled run that outlasts the interval between ticks."""
+    return await ctx.step(pause, seconds, name="work")
