@@ -6,8 +6,9 @@ Create Date: 2026-12-03
 
 New task columns (priority, concurrency_key, debounce_key, debounce_until) are added at the end
 of the table, where schema.py declares them. The claim's index now orders pending tasks by
-priority within a queue. Slots are not stored: they are counted from task rows by the claims
-of limited queues (see durable/store/queries.py, CLAIM_LIMITED), so nothing here can leak.
+priority, then launch order (queue last: see schema.py). Slots are not stored: they are
+counted from task rows by the claims of limited queues (see durable/store/queries.py,
+CLAIM_LIMITED), so nothing here can leak.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def upgrade() -> None:
     op.create_index(
         "tasks_pending_idx",
         "tasks",
-        ["queue", "priority", "id"],
+        ["priority", "id", "queue"],
         schema=SCHEMA,
         postgresql_where=sa.text("state = 'pending'"),
     )

@@ -804,7 +804,10 @@ CANCEL_CHILDREN = _CANCEL.format(
     where="parent_id = $1 AND NOT detached AND state NOT IN ('complete', 'failed', 'cancelled')"
 )
 
-# Back to pending, keeping every event: replay resumes where the failure happened. The count
+# Back to pending, keeping every event: replay resumes where the failure happened. It starts
+# again: started_at is cleared (set by the next claim), so in a queue with key_concurrency or
+# a rate the retried task waits for a slot like a new one (a task that has started holds its
+# key's slot; a retried one would otherwise hold it without any claim having checked). The count
 # of losses to dead workers starts again (the user chose to run it again); `attempts` keeps
 # counting claims, so that a cancellation before the next claim still runs the cleanup of a
 # task that has run (see _CANCEL: only a task never claimed is cancelled on the spot).
@@ -821,7 +824,7 @@ WITH target AS (
     SELECT id, state, log_base, error FROM durable.tasks WHERE id = $1 FOR UPDATE
 ), upd AS (
     UPDATE durable.tasks AS t
-    SET state = 'pending', error = NULL, result = NULL, finished_at = NULL,
+    SET state = 'pending', error = NULL, result = NULL, finished_at = NULL, started_at = NULL,
         cancel_requested = false, worker_id = NULL, losses = 0, updated_at = now()
     FROM target
     WHERE t.id = target.id AND target.state IN ('failed', 'cancelled')

@@ -89,12 +89,15 @@ tasks = Table(
         name="tasks_state_check",
     ),
     # The claim scans only runnable rows: this partial index stays as small as the backlog,
-    # however many millions of finished tasks the table holds.
+    # however many millions of finished tasks the table holds. In claim order (priority, then
+    # launch order), so a claim reads its LIMIT rows and stops, the worker's queues filtered on
+    # the way (with queue first, `queue = ANY(...)` cannot use the index's order: every pending
+    # row of the queue would be read and sorted at each claim).
     Index(
         "tasks_pending_idx",
-        "queue",
         "priority",
         "id",
+        "queue",
         postgresql_where=text("state = 'pending'"),
     ),
     # key_concurrency: the started and unfinished tasks of a key (claims of limited queues
