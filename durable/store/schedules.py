@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import structlog
 
 from durable import cron
 from durable.errors import DurableError, ScheduleNotFound
@@ -25,6 +26,8 @@ from durable.store.wakeups import (
     SCHEDULES_CHANNEL,
     TASK_EVENTS_CHANNEL,
 )
+
+log = structlog.get_logger("durable.scheduler")
 
 FINAL = ("complete", "failed", "cancelled")
 
@@ -129,7 +132,13 @@ class Schedules(StoreAccess):
         launched = 0
         async with self._transaction() as tx:
             for row in await tx.conn.fetch(queries.DUE_SCHEDULES):
-                launched += await self._fire(tx.conn, row, wants_scheduled_at)
+                try:
+                    async with tx.conn.transaction():  # a savepoint: one bad schedule alone
+                        launched += await self._fire(tx.conn, row, wants_scheduled_at)
+                except (ValueError, DurableError, asyncpg.PostgresError) as error:
+                    # A schedule edited into something that cannot fire (a cron or zone this
+                    # code refuses, args Postgres refuses): the others fire, it is logged.
+                    log.error("schedule cannot fire", schedule=row["name"], error=repr(error))
         return launched
 
     async def _fire(self, conn: asyncpg.Connection, row: Any, wants: Callable[[str], bool]) -> int:

@@ -404,17 +404,21 @@ class Worker:
         """Claim up to ``free`` tasks and start them; True if that many were claimed."""
         assert self._store is not None
         batch = await self._store.claim(self.id, self.queues, free, timer_lead=TIMER_LEAD)
+        # Started before anything else can fail: a claimed task is never left unstarted.
+        for claimed in batch:
+            self._start_task(runner, Running(claimed))
+        claimed_count = len(batch)
         if not self._limited_known:
             self._limited = await self._store.limited_queues(self.queues)
             self._limited_known = True
-        if self._limited and len(batch) < free:
+        if self._limited and claimed_count < free:
             more, self._rate_reopens = await self._store.claim_limited(
-                self.id, sorted(self._limited), free - len(batch), timer_lead=TIMER_LEAD
+                self.id, sorted(self._limited), free - claimed_count, timer_lead=TIMER_LEAD
             )
-            batch += more
-        for claimed in batch:
-            self._start_task(runner, Running(claimed))
-        return len(batch) == free
+            for claimed in more:
+                self._start_task(runner, Running(claimed))
+            claimed_count += len(more)
+        return claimed_count == free
 
     def _timer_due(self) -> bool:
         return self._next_wake is not None and self._seconds_to_next_wake() <= TIMER_LEAD

@@ -162,3 +162,14 @@ async def test_pause_resume_trigger_backfill_delete(
         await client.schedule("bad", WF, cron="every day")
     with pytest.raises(ValueError, match="time zone"):
         await client.schedule("bad", WF, cron="* * * * *", timezone="Mars/Olympus")
+
+
+async def test_a_schedule_that_cannot_fire_does_not_stop_the_others(
+    client: durable.Client, conn: asyncpg.Connection
+) -> None:
+    for name in ("broken", "fine"):
+        await client.schedule(name, WF, cron=YEARLY)
+        await make_due(conn, name, datetime.now(UTC) - timedelta(seconds=1))
+    await conn.execute("UPDATE durable.schedules SET cron = 'nope' WHERE name = 'broken'")
+    assert await fire(client) == 1
+    assert len(await tasks_of(conn, "fine")) == 1
