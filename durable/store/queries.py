@@ -219,8 +219,9 @@ FOR NO KEY UPDATE
 # A task that already started (a resumption) holds its key slot and is not a new start: it
 # needs only a concurrency slot, and goes first. New starts follow by priority, then launch
 # order, each key taking at most its free key slots, the queue at most its free starts and
-# slots. The full backlog of a limited queue is ranked (a key-limited queue must look past
-# tasks of busy keys), which is the price of a limit, paid only by limited queues.
+# slots. A key-limited queue ranks its full backlog (it must look past tasks of busy keys);
+# other limited queues read their first $2 in claim order. That price is paid only by limited
+# queues.
 # `locked` re-checks each picked row's state on its latest version (SKIP LOCKED: a row being
 # cancelled or woken is left for the next claim; it only means claiming fewer).
 CLAIM_LIMITED = f"""
@@ -240,24 +241,37 @@ WITH q AS (
                AS starts
     FROM q
 ), runnable AS (
-    SELECT t.id, t.queue, t.concurrency_key, t.priority, t.started_at IS NOT NULL AS resumes,
+    SELECT t.id, t.queue, t.concurrency_key, t.priority, t.resumes,
            room.key_concurrency, room.free, room.starts, room.rated
-    FROM room JOIN durable.tasks AS t ON t.queue = room.name
+    FROM room, LATERAL (
+        SELECT c.id, c.queue, c.concurrency_key, c.priority, c.started_at IS NOT NULL AS resumes
+        FROM durable.tasks AS c
+        WHERE c.queue = room.name
+          AND ((c.state = 'pending' AND (c.wake_at IS NULL OR c.wake_at <= statement_timestamp()))
+               OR (c.state = 'suspended'
+                   AND c.wake_at <= statement_timestamp() + make_interval(secs => $4)))
+        ORDER BY c.started_at IS NOT NULL DESC, c.priority, c.id
+        -- Without key limits the first $2 in claim order are all a claim can take (a top-N
+        -- sort); a key-limited queue must look past the tasks of busy keys (LIMIT NULL: all).
+        LIMIT CASE WHEN room.key_concurrency IS NULL THEN $2 END
+    ) AS t
     WHERE room.free > 0
-      AND ((t.state = 'pending' AND (t.wake_at IS NULL OR t.wake_at <= statement_timestamp()))
-           OR (t.state = 'suspended'
-               AND t.wake_at <= statement_timestamp() + make_interval(secs => $4)))
 ), keyed AS (
     SELECT r.*, row_number() OVER (PARTITION BY r.queue, r.concurrency_key, r.resumes
                                    ORDER BY r.priority, r.id) AS key_rank
     FROM runnable AS r
+), holders AS (
+    -- The key slots taken, counted once per key (tasks_concurrency_key_idx).
+    SELECT h.queue, h.concurrency_key, count(*) AS n
+    FROM room JOIN durable.tasks AS h ON h.queue = room.name
+    WHERE room.key_concurrency IS NOT NULL AND h.concurrency_key IS NOT NULL
+      AND h.state IN ('pending', 'running', 'suspended') AND h.started_at IS NOT NULL
+    GROUP BY h.queue, h.concurrency_key
 ), allowed AS (
     SELECT k.* FROM keyed AS k
+    LEFT JOIN holders AS h ON h.queue = k.queue AND h.concurrency_key = k.concurrency_key
     WHERE k.resumes OR k.key_concurrency IS NULL OR k.concurrency_key IS NULL
-       OR k.key_rank <= k.key_concurrency - (
-           SELECT count(*) FROM durable.tasks AS h
-           WHERE h.queue = k.queue AND h.concurrency_key = k.concurrency_key
-             AND h.state IN ('pending', 'running', 'suspended') AND h.started_at IS NOT NULL)
+       OR k.key_rank <= k.key_concurrency - coalesce(h.n, 0)
 ), ranked AS (
     SELECT a.*, count(*) FILTER (WHERE NOT a.resumes) OVER (
         PARTITION BY a.queue ORDER BY a.resumes DESC, a.priority, a.id) AS start_rank
