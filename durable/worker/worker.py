@@ -379,16 +379,10 @@ class Worker:
                     # Cleared before claiming: a notification that lands during the claim sets
                     # it again, and the next turn claims what it announced.
                     self._wake.clear()
+                    due_before = self._timer_due()
                     claimed_all = await self._claim(runner, free)
-                    if claimed_all:
+                    if claimed_all or await self._timer_now_due(due_before):
                         continue  # there may be more
-                    if not self._next_wake_known or self._timer_due():
-                        self._next_wake = await self._store.next_wake(
-                            self.queues, timer_lead=TIMER_LEAD
-                        )
-                        self._next_wake_known = True
-                        if self._timer_due():
-                            continue
             except DatabaseUnavailable as error:
                 claim_in_doubt = True
                 OUTAGE.failed("claim", error)
@@ -397,8 +391,11 @@ class Worker:
                 continue
             OUTAGE.recovered()
             backoff = 0.1
+            # A full worker waits for a slot (a run ending sets _wake), not for timers it
+            # could not claim anyway (waiting 0 s for a due timer would spin).
+            timeout = self._sleep_time() if free > 0 else None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_time())
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
     async def _claim(self, runner: Runner, free: int) -> bool:
         """Claim up to ``free`` tasks and start them; True if that many were claimed."""
@@ -420,6 +417,26 @@ class Worker:
             claimed_count += len(more)
         return claimed_count == free
 
+    async def _timer_now_due(self, due_before: bool) -> bool:
+        """Look up the next timer if needed; True if one is due now and worth a claim.
+
+        A timer that was already due before a claim that did not take it belongs to a queue
+        that is paused or at its limit (flow control): it is forgotten until a notification
+        (a slot freed, a queue resumed, a new timer) or the polling fallback, instead of
+        claiming in a loop.
+        """
+        assert self._store is not None
+        if self._next_wake_known and not self._timer_due():
+            return False
+        self._next_wake = await self._store.next_wake(self.queues, timer_lead=TIMER_LEAD)
+        self._next_wake_known = True
+        if not self._timer_due():
+            return False
+        if due_before:
+            self._next_wake = None
+            return False
+        return True
+
     def _timer_due(self) -> bool:
         return self._next_wake is not None and self._seconds_to_next_wake() <= TIMER_LEAD
 
@@ -434,7 +451,11 @@ class Worker:
         if self._next_wake is not None:
             sleep = min(sleep, self._seconds_to_next_wake() - TIMER_LEAD)
         if self._rate_reopens is not None:
-            sleep = min(sleep, (self._rate_reopens - datetime.now(UTC)).total_seconds())
+            reopens_in = (self._rate_reopens - datetime.now(UTC)).total_seconds()
+            if reopens_in > 0:
+                sleep = min(sleep, reopens_in)
+            else:
+                self._rate_reopens = None  # passed: the claim just made has seen it
         return max(0.0, sleep)
 
     def _start_task(self, runner: Runner, running: Running) -> None:

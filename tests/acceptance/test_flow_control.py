@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 import asyncpg
 
 import durable
-from tests.helpers.processes import WorkerProcess
+from tests.helpers.processes import WorkerProcess, run_cli
 from tests.helpers.waiting import poll_until
 
 FLOW = "tests.acceptance.workflows_flow"
@@ -215,3 +216,35 @@ async def test_slots_come_back_after_kill_9_within_the_lease(
 
 async def _held_is(conn: asyncpg.Connection, queue: str, wanted: int) -> bool:
     return bool(await held_by_queue(conn, queue) == wanted)
+
+
+async def test_cli_queue_set_and_list(db_url: str) -> None:
+    changed = await run_cli(
+        db_url, "queue", "set", "emails", "--concurrency", "10", "--key-concurrency", "1",
+        "--rate", "100/60", "--pause",
+    )  # fmt: skip
+    assert changed.code == 0, changed.stderr
+    assert (await run_cli(db_url, "queue", "set", "emails", "--concurrency", "none")).code == 0
+    assert (await run_cli(db_url, "queue", "set", "emails", "--resume")).code == 0
+    listed = json.loads((await run_cli(db_url, "queue", "list", "--json")).stdout)
+    assert listed == [
+        {"name": "emails", "concurrency": None, "key_concurrency": 1, "rate": [100, 60.0],
+         "paused": False, "pending": 0, "running": 0, "suspended": 0},
+    ]  # fmt: skip
+    bad = await run_cli(db_url, "queue", "set", "emails", "--rate", "ten/minute")
+    assert bad.code == 2 and "N/SECONDS" in bad.stderr
+    launched = await run_cli(
+        db_url, "launch", "--queue", "emails", "--priority", "-3", "--concurrency-key", "ana",
+        "hi", f"{FLOW}:echo",
+    )  # fmt: skip
+    async with durable.Client(db_url) as client:
+        conn = await asyncpg.connect(db_url)
+        try:
+            row = await conn.fetchrow(
+                "SELECT priority, concurrency_key FROM durable.tasks WHERE id = $1",
+                int(launched.stdout),
+            )
+        finally:
+            await conn.close()
+        assert (await client.get(int(launched.stdout))).queue == "emails"
+    assert (row["priority"], row["concurrency_key"]) == (-3, "ana")
