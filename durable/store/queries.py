@@ -332,15 +332,18 @@ SELECT min(w.reopens) AS reopens FROM (
 """
 
 # When the next suspended task of these queues wakes, or the next debounced task may start
-# (the claimer sleeps until then). A debounced task is claimable at wake_at exactly (not
+# (the claimer sleeps until then). Paused queues are left out: nothing of theirs can be
+# claimed (their resume wakes the workers). A debounced task is claimable at wake_at exactly (not
 # $2 seconds early like a timer, whose run waits out the rest): it is reported $2 late, so
 # that the claimer, which wakes $2 early, finds it claimable.
 NEXT_WAKE = """
 SELECT least(
     (SELECT min(wake_at) FROM durable.tasks
-     WHERE state = 'suspended' AND wake_at IS NOT NULL AND queue = ANY($1::text[])),
+     WHERE state = 'suspended' AND wake_at IS NOT NULL AND queue = ANY($1::text[])
+       AND queue NOT IN (SELECT name FROM durable.queues WHERE paused)),
     (SELECT min(wake_at) + make_interval(secs => $2) FROM durable.tasks
-     WHERE state = 'pending' AND wake_at IS NOT NULL AND queue = ANY($1::text[]))
+     WHERE state = 'pending' AND wake_at IS NOT NULL AND queue = ANY($1::text[])
+       AND queue NOT IN (SELECT name FROM durable.queues WHERE paused))
 ) AS wake_at
 """
 

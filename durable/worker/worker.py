@@ -379,9 +379,9 @@ class Worker:
                     # Cleared before claiming: a notification that lands during the claim sets
                     # it again, and the next turn claims what it announced.
                     self._wake.clear()
-                    due_before = self._timer_due()
+                    blocked = self._next_wake if self._timer_due() else None
                     claimed_all = await self._claim(runner, free)
-                    if claimed_all or await self._timer_now_due(due_before):
+                    if claimed_all or await self._timer_now_due(blocked):
                         continue  # there may be more
             except DatabaseUnavailable as error:
                 claim_in_doubt = True
@@ -391,11 +391,17 @@ class Worker:
                 continue
             OUTAGE.recovered()
             backoff = 0.1
-            # A full worker waits for a slot (a run ending sets _wake), not for timers it
-            # could not claim anyway (waiting 0 s for a due timer would spin).
-            timeout = self._sleep_time() if free > 0 else None
+            # A full worker waits for a slot, not for timers or notifications it could not act
+            # on (a due timer made it wait 0 s, a wake-up left set returned at once: it spun).
+            # Checked and cleared with no await in between: a run that ends after this sets
+            # _wake again, and the claim after it reads the database, not the notifications.
+            full = len(self._running) >= self.concurrency
+            if full:
+                self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=None if full else self._sleep_time()
+                )
 
     async def _claim(self, runner: Runner, free: int) -> bool:
         """Claim up to ``free`` tasks and start them; True if that many were claimed."""
@@ -417,13 +423,15 @@ class Worker:
             claimed_count += len(more)
         return claimed_count == free
 
-    async def _timer_now_due(self, due_before: bool) -> bool:
+    async def _timer_now_due(self, blocked: datetime | None) -> bool:
         """Look up the next timer if needed; True if one is due now and worth a claim.
 
-        A timer that was already due before a claim that did not take it belongs to a queue
-        that is paused or at its limit (flow control): it is forgotten until a notification
-        (a slot freed, a queue resumed, a new timer) or the polling fallback, instead of
-        claiming in a loop.
+        ``blocked``: the timer that was due before the claim just made. If it is still the
+        next one and still due, the claim could not take it: its queue is at a limit (flow
+        control). Such a queue's timers are then left to the notifications that free its
+        slots (a run of the queue ending or suspending, a setting changed) and to its rate
+        window; the worker sleeps until the next timer of its other queues, instead of
+        claiming in a loop. (Paused queues' timers are not reported at all: NEXT_WAKE.)
         """
         assert self._store is not None
         if self._next_wake_known and not self._timer_due():
@@ -432,10 +440,17 @@ class Worker:
         self._next_wake_known = True
         if not self._timer_due():
             return False
-        if due_before:
+        if blocked is None or self._next_wake != blocked:
+            return True
+        free_queues = [q for q in self.queues if q not in self._limited]
+        self._next_wake = (
+            await self._store.next_wake(free_queues, timer_lead=TIMER_LEAD) if free_queues else None
+        )
+        if self._timer_due():
+            # Due, unclaimed, in a queue without limits: a row locked by another claim this
+            # instant. Its claimer runs it; the polling fallback covers the rest.
             self._next_wake = None
-            return False
-        return True
+        return False
 
     def _timer_due(self) -> bool:
         return self._next_wake is not None and self._seconds_to_next_wake() <= TIMER_LEAD
