@@ -15,9 +15,13 @@ _.RUNNING  # TaskState
 
 # Called by frameworks.
 await_  # `durable promise await`: a click command, registered by its decorator
+set_queue  # `durable queue set`: a click command, registered by its decorator
+backfill  # `durable schedule backfill`: a click command, registered by its decorator
 parent_names  # alembic's include_name(name, type_, parent_names) signature
 promise_waiters  # SQLAlchemy tables: declared for metadata (alembic), not referenced by name
 notifications
+queue_starts
+schedules
 
 # By protocol: __aexit__(exc_type, exc, tb).
 exc_type

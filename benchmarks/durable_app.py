@@ -110,14 +110,22 @@ class Bench:
         assert self.conn is not None
         return await self.conn.fetchval(sql, *args)
 
-    async def launch(self, workflow: str, args_list: Sequence[Sequence[Any]]) -> list[int]:
-        """Launch one task per argument list, LAUNCHERS at a time; their ids in order."""
+    async def launch(
+        self, workflow: str, args_list: Sequence[Sequence[Any]], keys: int = 0
+    ) -> list[int]:
+        """Launch one task per argument list, LAUNCHERS at a time; their ids in order.
+
+        With ``keys``, task i gets the concurrency key ``k<i % keys>`` (W1 --flow keys).
+        """
         ids: list[int] = [0] * len(args_list)
         cursor = iter(range(len(args_list)))
 
         async def launcher() -> None:
             for i in cursor:
-                task = await self.client.launch(f"{WORKFLOWS}:{workflow}", args=args_list[i])
+                key = f"k{i % keys}" if keys else None
+                task = await self.client.launch(
+                    f"{WORKFLOWS}:{workflow}", args=args_list[i], concurrency_key=key
+                )
                 ids[i] = task.id
 
         await asyncio.gather(*(launcher() for _ in range(LAUNCHERS)))
@@ -148,6 +156,10 @@ class Bench:
         return float(value)
 
 
+# W1 --flow keys: tasks are spread over this many concurrency keys.
+FLOW_KEYS = 100
+
+
 async def sample_waits(b: Bench) -> dict[str, float]:
     """What the database's backends wait on, sampled until cancelled (on its own connection)."""
     conn = await asyncpg.connect(b.url)
@@ -176,6 +188,14 @@ async def throughput(options: argparse.Namespace, workload: str, n: int, steps: 
     """W1 (steps=1) and W2: n tasks launched with the worker(s) already running."""
     result = Result("durable", workload)
     async with bench(options, workload) as b:
+        # W1 with flow control (SPEC 12): a fleet-wide cap of 50, or one task at a time per
+        # key over FLOW_KEYS keys. "none" is the queue without limits (the plain claim).
+        keys = 0
+        if options.flow == "concurrency":
+            await b.client.configure_queue("default", concurrency=50)
+        elif options.flow == "keys":
+            await b.client.configure_queue("default", key_concurrency=1)
+            keys = FLOW_KEYS
         for _ in range(options.workers):
             await b.start_worker()
         meter = CpuMeter(b.database, [w.pid for w in b.workers])
@@ -183,7 +203,7 @@ async def throughput(options: argparse.Namespace, workload: str, n: int, steps: 
         sampler = asyncio.create_task(sample_waits(b))
         started = time.time()
         if steps == 1:
-            await b.launch("one_step", [[i] for i in range(n)])
+            await b.launch("one_step", [[i] for i in range(n)], keys)
         else:
             await b.launch("many_steps", [[steps]] * n)
         launched = time.time() - started
@@ -196,7 +216,13 @@ async def throughput(options: argparse.Namespace, workload: str, n: int, steps: 
     result.metrics["steps_per_s"] = n * steps / elapsed
     result.metrics["seconds"] = elapsed
     result.info.update(
-        workflows=n, steps=steps, workers=options.workers, launch_s=launched, cpu=cpu, waits=waits
+        workflows=n,
+        steps=steps,
+        workers=options.workers,
+        launch_s=launched,
+        cpu=cpu,
+        waits=waits,
+        flow=options.flow,
     )
     return result
 
@@ -410,6 +436,12 @@ async def main() -> None:
     parser.add_argument("--lease-timeout", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--flow",
+        choices=["none", "concurrency", "keys"],
+        default="none",
+        help="W1 with a queue cap of 50, or key_concurrency=1 over 100 keys",
+    )
     parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     options = parser.parse_args()
     sizes = Sizes.quick() if options.quick else Sizes()

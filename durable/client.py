@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from durable import cron as cron_rules
 from durable import serialization
 from durable.config import resolve_database_url, uses_embedded_default
 from durable.errors import (
@@ -18,11 +20,25 @@ from durable.errors import (
     TaskNotFound,
     Timeout,
 )
-from durable.models import Event, PromiseState, TaskHandle, TaskInfo, TaskState, WorkerInfo
+from durable.models import (
+    Debounce,
+    Event,
+    PromiseState,
+    QueueInfo,
+    ScheduleInfo,
+    TaskHandle,
+    TaskInfo,
+    TaskState,
+    WorkerInfo,
+)
+from durable.store.flow import KEEP
 from durable.store.listen import Listener
 from durable.store.store import Store
 from durable.store.wakeups import PROMISES_CHANNEL, TASK_EVENTS_CHANNEL
 from durable.workflow import Workflow, declared_queue, reference_of
+
+# What a schedule's tick does while the previous run is unfinished (SPEC 12).
+OVERLAPS = ("skip", "buffer_one", "allow", "cancel_other")
 
 # Task ids are Postgres bigints, and so is a list's limit.
 MAX_BIGINT = 2**63 - 1
@@ -104,6 +120,9 @@ class Client:
         kwargs: dict[str, Any] | None = None,
         key: str | None = None,
         queue: str | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
+        debounce: Debounce | None = None,
     ) -> TaskHandle:
         """Create a task running ``workflow`` (a ``@durable.workflow`` or ``"module:func"``).
 
@@ -117,6 +136,12 @@ class Client:
             queue: the queue (default: the one the workflow declares, else ``"default"``; a
                 reference string is not imported to find it, only looked up in modules this
                 process has already imported).
+            priority: claim order within the queue: smaller first (default 0), then launch
+                order.
+            concurrency_key: the key whose slots the task takes when its queue has a
+                ``key_concurrency`` (``configure_queue``).
+            debounce: a `durable.Debounce`: start later, and let later launches with its key
+                replace this task's arguments until it starts. Not with ``key``.
 
         Raises:
             durable.SerializationError: an argument, or the name, key or queue, holds what
@@ -124,9 +149,11 @@ class Client:
                 written.
             TypeError: ``args`` is not a list or tuple, ``kwargs`` not a dict, or a name,
                 key or queue not a string.
-            ValueError: ``workflow`` is a string that is not ``module:function``.
+            ValueError: ``workflow`` is a string that is not ``module:function``, or both
+                ``key`` and ``debounce`` are given.
         """
         reference = serialization.check_text(reference_of(workflow), "the workflow reference")
+        _check_flow(priority, concurrency_key, debounce, key)
         if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
             raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, dict):
@@ -138,6 +165,20 @@ class Client:
                 serialization.check_text(value, what)
         args_json = serialization.dumps(list(args), "launch args")
         kwargs_json = serialization.dumps(dict(kwargs or {}), "launch kwargs")
+        if debounce is not None:
+            task_id, task_name, task_workflow, created = await self.store.debounce_task(
+                name=name if name is not None else reference,
+                workflow=reference,
+                args_json=args_json,
+                kwargs_json=kwargs_json,
+                queue=queue,
+                priority=priority,
+                concurrency_key=concurrency_key,
+                debounce_key=debounce.key,
+                delay=debounce.delay,
+                max_delay=debounce.max_delay,
+            )
+            return TaskHandle(id=task_id, name=task_name, workflow=task_workflow, created=created)
         task_id, task_name, task_workflow, created = await self.store.create_task(
             name=name if name is not None else reference,
             workflow=reference,
@@ -145,8 +186,170 @@ class Client:
             kwargs_json=kwargs_json,
             key=key,
             queue=queue,
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         return TaskHandle(id=task_id, name=task_name, workflow=task_workflow, created=created)
+
+    # -- flow control --------------------------------------------------------------------------
+
+    async def configure_queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | object | None = KEEP,
+        key_concurrency: int | object | None = KEEP,
+        rate: tuple[int, float] | object | None = KEEP,
+        paused: bool | object = KEEP,
+    ) -> None:
+        """Set a queue's flow control, stored in the database and applied by every worker.
+
+        Settings not given stay as they are; ``None`` removes a limit. Workers running now
+        apply the change from their next claim.
+
+        Args:
+            name: the queue.
+            concurrency: at most this many tasks of the queue held by workers at once,
+                fleet-wide.
+            key_concurrency: at most this many started and unfinished tasks (running or
+                suspended) per ``concurrency_key``.
+            rate: ``(N, seconds)``: at most N task starts per window of that many seconds.
+            paused: True: nothing of the queue is claimed; False: claimed again.
+
+        Raises:
+            ValueError: a limit below its minimum (concurrency 0, key_concurrency and rate 1,
+                a window of more than 0 seconds).
+            TypeError: a setting of the wrong type.
+        """
+        serialization.check_text(name, "the queue")
+        if concurrency is not KEEP and concurrency is not None:
+            _count(concurrency, "concurrency", 0)
+        if key_concurrency is not KEEP and key_concurrency is not None:
+            _count(key_concurrency, "key_concurrency", 1)
+        if rate is not KEEP and rate is not None:
+            if not isinstance(rate, tuple) or len(rate) != 2:
+                raise TypeError("rate must be a tuple (N, seconds)")
+            _count(rate[0], "rate N", 1)
+            period = rate[1]
+            if isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0:
+                raise ValueError(f"a rate window must be a number of seconds > 0, not {period!r}")
+            rate = (rate[0], float(period))
+        if paused is not KEEP and not isinstance(paused, bool):
+            raise TypeError("paused must be True or False")
+        await self.store.configure_queue(
+            name,
+            concurrency=concurrency,
+            key_concurrency=key_concurrency,
+            rate=rate,
+            paused=paused,
+        )
+
+    async def queues(self) -> list[QueueInfo]:
+        """Queues that have settings or unfinished tasks, with their counts, by name."""
+        return await self.store.list_queues()
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    async def schedule(
+        self,
+        name: str,
+        workflow: Workflow | str,
+        *,
+        cron: str,
+        timezone: str = "UTC",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        queue: str | None = None,
+        overlap: str = "skip",
+        catch_up: float = 0.0,
+    ) -> ScheduleInfo:
+        """Add (or replace) the cron schedule ``name``; workers launch its ticks.
+
+        Each tick launches one task with key ``schedule:NAME:ISO-TIME`` however many workers
+        run; a workflow with a ``scheduled_at`` parameter gets the tick (ISO 8601, UTC).
+
+        Args:
+            name: the schedule's name.
+            workflow: what each tick runs.
+            cron: five fields (minute hour day month weekday), or six with seconds first.
+            timezone: the zone the cron expression is read in (``zoneinfo`` name).
+            args: JSON positional arguments of every run.
+            kwargs: JSON keyword arguments of every run.
+            queue: the queue (default: the workflow's, else ``"default"``).
+            overlap: what a tick does while the previous run is unfinished: ``skip`` it,
+                ``buffer_one`` (run once after it), ``allow`` (run anyway), or
+                ``cancel_other`` (cancel the previous run, then run).
+            catch_up: seconds: ticks missed while no worker ran are launched if no older
+                than this (0: skipped).
+
+        Raises:
+            ValueError: a bad cron expression, time zone, overlap or catch-up.
+        """
+        reference = serialization.check_text(reference_of(workflow), "the workflow reference")
+        serialization.check_text(name, "the schedule name")
+        if overlap not in OVERLAPS:
+            raise ValueError(f"overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
+        if isinstance(catch_up, bool) or not isinstance(catch_up, (int, float)) or catch_up < 0:
+            raise ValueError(f"catch_up must be a number of seconds >= 0, not {catch_up!r}")
+        next_at = cron_rules.next_after(cron, timezone, datetime.now(UTC))
+        serialization.dumps(list(args), "schedule args")
+        serialization.dumps(dict(kwargs or {}), "schedule kwargs")
+        return await self.store.upsert_schedule(
+            ScheduleInfo(
+                name=name,
+                workflow=reference,
+                cron=cron,
+                timezone=timezone,
+                args=list(args),
+                kwargs=dict(kwargs or {}),
+                queue=queue or declared_queue(workflow) or "default",
+                overlap=overlap,
+                catch_up=float(catch_up),
+                paused=False,
+                next_at=next_at,
+                last_task_id=None,
+            )
+        )
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """Every schedule with its next fire time, by name."""
+        return await self.store.list_schedules()
+
+    async def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stop firing ``name`` (``durable.ScheduleNotFound`` if none)."""
+        return await self.store.pause_schedule(name, True, None)
+
+    async def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Fire ``name`` again from its next tick after now (missed ticks are not caught up)."""
+        info = await self.store.get_schedule(name)
+        next_at = cron_rules.next_after(info.cron, info.timezone, datetime.now(UTC))
+        return await self.store.pause_schedule(name, False, next_at)
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete ``name``; the tasks it launched stay."""
+        await self.store.delete_schedule(name)
+
+    async def trigger_schedule(self, name: str) -> TaskHandle:
+        """Launch one run of ``name`` now, outside its ticks (key ``schedule:NAME:NOW``)."""
+        [handle] = await self.store.launch_ticks(name, [datetime.now(UTC)])
+        return handle
+
+    async def backfill_schedule(
+        self, name: str, start: datetime, end: datetime
+    ) -> list[TaskHandle]:
+        """Launch every tick of ``name`` from ``start`` to ``end`` (both included) that has no
+        task yet; ticks that have one return it (``created`` False).
+
+        Raises:
+            ValueError: naive times, or ``end`` before ``start``.
+        """
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("backfill times need a time zone (ISO 8601 with an offset)")
+        if end < start:
+            raise ValueError("backfill: --to is before --from")
+        info = await self.store.get_schedule(name)
+        ticks = cron_rules.ticks_between(info.cron, info.timezone, start, end)
+        return await self.store.launch_ticks(name, ticks)
 
     async def fork(self, task_id: int, *, at: int, name: str | None = None) -> TaskHandle:
         """Create a new task that replays task ``task_id``'s history before seq ``at``.
@@ -437,3 +640,28 @@ def _task_id(task_id: int) -> int:
     if not 0 <= task_id <= MAX_BIGINT:
         raise TaskNotFound(f"no task with id {task_id}")
     return task_id
+
+
+def _count(value: object, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an integer, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, not {value}")
+    return value
+
+
+def _check_flow(
+    priority: int, concurrency_key: str | None, debounce: Debounce | None, key: str | None
+) -> None:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an integer, not {type(priority).__name__}")
+    if not -(2**31) <= priority < 2**31:
+        raise ValueError(f"priority must fit in 32 bits, not {priority}")
+    if concurrency_key is not None:
+        serialization.check_text(concurrency_key, "the concurrency key")
+    if debounce is not None:
+        if not isinstance(debounce, Debounce):
+            raise TypeError("debounce must be a durable.Debounce")
+        serialization.check_text(debounce.key, "the debounce key")
+        if key is not None:
+            raise ValueError("a launch takes a key or a debounce, not both")

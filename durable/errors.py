@@ -7,6 +7,7 @@ The hierarchy::
       TaskFailed                  client.result(): the task ended failed
       TaskCancelled               client.result(): the task ended cancelled
       TaskNotFound                no task has this id
+      ScheduleNotFound            no schedule has this name
       TaskFinished                the task is final (e.g. a notification sent to it)
       Timeout                     a wait ran out (promise, result); also a TimeoutError
       StepFailed                  inside a workflow: a step exhausted its retries
@@ -88,6 +89,10 @@ class TaskCancelled(DurableError):
 
 class TaskNotFound(DurableError):
     """No task has this id."""
+
+
+class ScheduleNotFound(DurableError):
+    """No schedule has this name."""
 
 
 class TaskFinished(DurableError):

@@ -196,3 +196,97 @@ class Notification:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True)
+class Debounce:
+    """Debouncing of a launch (SPEC 12), given as ``client.launch(..., debounce=...)``.
+
+    The task starts no earlier than ``delay`` seconds after the launch. A later launch with
+    the same ``key``, while that task has not started, replaces its arguments and moves its
+    start to ``delay`` seconds from then, but never later than ``max_delay`` seconds after the
+    first launch (None: no cap). The later launch returns the same task.
+
+    Args:
+        key: the debounce key; launches sharing it are folded into one task.
+        delay: seconds to wait after the latest launch.
+        max_delay: seconds after the first launch by which the task starts at the latest.
+    """
+
+    key: str
+    delay: float
+    max_delay: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key:
+            raise TypeError("a debounce key must be a non-empty string")
+        for name in ("delay", "max_delay"):
+            value = getattr(self, name)
+            if value is None and name == "max_delay":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"debounce {name} must be a number of seconds >= 0, not {value!r}")
+        if self.max_delay is not None and self.max_delay < self.delay:
+            raise ValueError("debounce max_delay must not be less than delay")
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """A queue's flow control (SPEC 12) and the unfinished tasks it holds."""
+
+    name: str
+    concurrency: int | None
+    key_concurrency: int | None
+    rate: tuple[int, float] | None
+    paused: bool
+    pending: int
+    running: int
+    suspended: int
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "concurrency": self.concurrency,
+            "key_concurrency": self.key_concurrency,
+            "rate": None if self.rate is None else list(self.rate),
+            "paused": self.paused,
+            "pending": self.pending,
+            "running": self.running,
+            "suspended": self.suspended,
+        }
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A cron schedule (SPEC 12) and when it fires next."""
+
+    name: str
+    workflow: str
+    cron: str
+    timezone: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str
+    overlap: str
+    catch_up: float
+    paused: bool
+    next_at: datetime
+    last_task_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO 8601)."""
+        return {
+            "name": self.name,
+            "workflow": self.workflow,
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "queue": self.queue,
+            "overlap": self.overlap,
+            "catch_up": self.catch_up,
+            "paused": self.paused,
+            "next_at": self.next_at.isoformat(),
+            "last_task_id": self.last_task_id,
+        }

@@ -34,6 +34,7 @@ class ExitCode(enum.IntEnum):
 # Most specific first: the first matching type wins.
 _ERROR_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (durable.TaskNotFound, ExitCode.BAD_INPUT),
+    (durable.ScheduleNotFound, ExitCode.BAD_INPUT),
     (durable.DatabaseUnavailable, ExitCode.BAD_INPUT),
     (durable.SchemaOutdated, ExitCode.BAD_INPUT),
     (durable.SerializationError, ExitCode.BAD_INPUT),

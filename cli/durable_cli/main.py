@@ -22,6 +22,8 @@ import durable
 import durable_cli.checking
 from durable.config import mask_password
 from durable_cli import admin, promises, tasks
+from durable_cli import queues as queue_commands
+from durable_cli import schedules as schedule_commands
 from durable_cli.exit_codes import ExitCode, for_exception
 from durable_cli.options import DATABASE_URL_HELP, CliState
 
@@ -158,6 +160,10 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 for _command in (*tasks.COMMANDS, *promises.COMMANDS, *admin.COMMANDS):
     cli.add_command(_command)
 for _command in durable_cli.checking.COMMANDS:
+    cli.add_command(_command)
+for _command in queue_commands.COMMANDS:
+    cli.add_command(_command)
+for _command in schedule_commands.COMMANDS:
     cli.add_command(_command)
 
 

@@ -48,6 +48,16 @@ UNSERVED_WARNING_AFTER = 3.0
 )
 @click.option("--key", help="Idempotency key: an existing task with this key is returned.")
 @click.option("--queue", help="Queue to run on [default: the workflow's, else 'default'].")
+@click.option(
+    "--priority",
+    type=click.IntRange(-(2**31), 2**31 - 1),
+    default=0,
+    show_default=True,
+    help="Claim order in the queue: smaller first, then launch order.",
+)
+@click.option(
+    "--concurrency-key", help="Key whose slots the task takes (the queue's key concurrency)."
+)
 @click.argument("name")
 @click.argument("workflow", type=WorkflowReference())
 @database_url_option
@@ -59,6 +69,8 @@ def launch(
     kwargs: dict[str, Any] | None,
     key: str | None,
     queue: str | None,
+    priority: int,
+    concurrency_key: str | None,
     name: str,
     workflow: str,
 ) -> int:
@@ -67,11 +79,24 @@ def launch(
     Exit codes with --tail: 0 complete, 1 failed, 3 cancelled.
     """
 
+    # Flow control only when asked for (SPEC 12): a plain launch calls the plain API.
+    flow: dict[str, Any] = {}
+    if priority:
+        flow["priority"] = priority
+    if concurrency_key is not None:
+        flow["concurrency_key"] = concurrency_key
+
     async def go() -> int:
         async with connect(ctx) as client:
             try:
                 handle = await client.launch(
-                    workflow, name=name, args=list(args), kwargs=kwargs, key=key, queue=queue
+                    workflow,
+                    name=name,
+                    args=list(args),
+                    kwargs=kwargs,
+                    key=key,
+                    queue=queue,
+                    **flow,
                 )
             except ValueError as error:  # the reference's shape, should the checks differ
                 raise click.BadParameter(str(error), param_hint="WORKFLOW") from None

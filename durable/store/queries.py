@@ -39,8 +39,9 @@ MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(:key)"
 # while the fallback SELECT cannot see the row yet: the store retries then.
 CREATE_TASK = """
 WITH ins AS (
-    INSERT INTO durable.tasks (name, workflow, args, kwargs, key, queue, parent_id, detached)
-    VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8)
+    INSERT INTO durable.tasks (name, workflow, args, kwargs, key, queue, parent_id, detached,
+                               priority, concurrency_key)
+    VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9, $10)
     ON CONFLICT (key) DO NOTHING
     RETURNING id, name, workflow, queue
 )
@@ -59,11 +60,16 @@ WHERE key = $5 AND NOT EXISTS (SELECT 1 FROM ins)
 CREATE_TASKS = """
 WITH input AS (
     SELECT i.*, nextval(pg_get_serial_sequence('durable.tasks', 'id')) AS new_id
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-        WITH ORDINALITY AS i(name, workflow, args, kwargs, key, queue, ord)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::int[], $8::text[])
+        WITH ORDINALITY
+        AS i(name, workflow, args, kwargs, key, queue, priority, concurrency_key, ord)
 ), ins AS (
-    INSERT INTO durable.tasks (id, name, workflow, args, kwargs, key, queue)
-    SELECT new_id, name, workflow, args::jsonb, kwargs::jsonb, key, queue FROM input ORDER BY ord
+    INSERT INTO durable.tasks (id, name, workflow, args, kwargs, key, queue, priority,
+                               concurrency_key)
+    SELECT new_id, name, workflow, args::jsonb, kwargs::jsonb, key, queue, priority,
+           concurrency_key
+    FROM input ORDER BY ord
     ON CONFLICT (key) DO NOTHING
     RETURNING id
 )
@@ -74,6 +80,26 @@ FROM input
 LEFT JOIN ins ON ins.id = input.new_id
 LEFT JOIN durable.tasks AS t ON t.key = input.key AND ins.id IS NULL
 ORDER BY input.ord
+"""
+
+# A debounced launch (SPEC 12): a new pending task that may start at now() + $9 seconds, or, if
+# a task with this debounce key has not started yet (tasks_debounce_idx holds at most one),
+# that task with the new arguments and its start moved to now() + $9, never past its
+# debounce_until (the first launch + max_delay, $10; NULL: no cap). The upsert is atomic: a
+# launch racing a claim of the task either updates it before the claim (which then runs the
+# new arguments) or, once the claim committed, finds no task in the index and inserts a new
+# one. `created` says which (xmax is 0 on a freshly inserted row).
+DEBOUNCE_TASK = """
+INSERT INTO durable.tasks AS t (name, workflow, args, kwargs, queue, priority, concurrency_key,
+                                debounce_key, wake_at, debounce_until)
+VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8,
+        now() + make_interval(secs => $9), now() + make_interval(secs => $10))
+ON CONFLICT (debounce_key) WHERE debounce_key IS NOT NULL AND state = 'pending' AND attempts = 0
+DO UPDATE SET args = EXCLUDED.args, kwargs = EXCLUDED.kwargs,
+              wake_at = CASE WHEN t.debounce_until IS NULL THEN EXCLUDED.wake_at
+                             ELSE least(EXCLUDED.wake_at, t.debounce_until) END,
+              updated_at = now()
+RETURNING id, name, workflow, queue, xmax = 0 AS created
 """
 
 # Fork (SPEC 14): a new pending task with the original's workflow, args, kwargs and queue whose
@@ -105,6 +131,22 @@ SELECT id, name, workflow, queue, (SELECT count(*) FROM copied) AS copied FROM f
 
 # -- claiming ------------------------------------------------------------------------------
 
+# What every claim hands the worker about each task it claimed.
+_CLAIMED_COLUMNS = """
+t.id, t.name, t.workflow, t.queue, t.args::text AS args, t.kwargs::text AS kwargs, t.lease,
+t.attempts, t.cancel_requested, t.created_at, t.parent_id, t.run, t.log_base,
+(EXISTS (SELECT 1 FROM durable.events AS e WHERE e.task_id = t.id)
+ OR EXISTS (SELECT 1 FROM durable.logs AS l WHERE l.task_id = t.id)) AS has_history
+"""
+
+# Queues the plain claim leaves alone: paused ones, and those with a limit, which only
+# CLAIM_LIMITED claims (under their lock). A small table read once per claim (a hashed
+# subplan): the no-limits path costs one hash probe per row, not a round trip.
+_RESTRICTED_QUEUES = """
+SELECT name FROM durable.queues
+WHERE paused OR concurrency IS NOT NULL OR key_concurrency IS NOT NULL OR rate_limit IS NOT NULL
+"""
+
 # Batched claim of runnable tasks: pending ones, and suspended ones whose timer is due (a
 # little early, by $4 seconds, so that the resumed run waits out the rest in memory and fires
 # on time). SKIP LOCKED lets many workers claim at once without waiting on each other; the
@@ -112,21 +154,27 @@ SELECT id, name, workflow, queue, (SELECT count(*) FROM copied) AS copied FROM f
 # runnable, however many finished tasks the table holds. Bumping `lease` gives the claim its
 # fencing token; has_history lets the runner skip the history read for fresh tasks.
 #
+# Pending tasks go by priority (smaller first), then launch order; a debounced one waits for
+# its wake_at. Queues that are paused or limited (durable.queues) are skipped: their tasks are
+# claimed by CLAIM_LIMITED only, so no claim of this statement can exceed a limit. A setting
+# changed while this statement runs applies from the next claim.
+#
 # The claim must commit with a flush (unlike the wake-ups): a claim that Postgres loses in a
 # crash after acknowledging it would let the next claim hand out the same lease value, and a
 # worker still retrying a write under the lost claim would pass the fence.
-CLAIM_TASKS = """
+CLAIM_TASKS = f"""
 WITH due AS (
     SELECT id FROM durable.tasks
     WHERE state = 'suspended' AND wake_at <= now() + make_interval(secs => $4)
-      AND queue = ANY($1::text[])
+      AND queue = ANY($1::text[]) AND queue NOT IN ({_RESTRICTED_QUEUES})
     ORDER BY wake_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), ready AS (
     SELECT id FROM durable.tasks
-    WHERE state = 'pending' AND queue = ANY($1::text[])
-    ORDER BY id
+    WHERE state = 'pending' AND queue = ANY($1::text[]) AND queue NOT IN ({_RESTRICTED_QUEUES})
+      AND (wake_at IS NULL OR wake_at <= now())
+    ORDER BY priority, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), candidates AS (
@@ -142,16 +190,161 @@ SET state = 'running',
     updated_at = now()
 FROM candidates AS c
 WHERE t.id = c.id
-RETURNING t.id, t.name, t.workflow, t.args::text AS args, t.kwargs::text AS kwargs, t.lease,
-          t.attempts, t.cancel_requested, t.created_at, t.parent_id, t.run, t.log_base,
-          (EXISTS (SELECT 1 FROM durable.events AS e WHERE e.task_id = t.id)
-           OR EXISTS (SELECT 1 FROM durable.logs AS l WHERE l.task_id = t.id)) AS has_history
+RETURNING {_CLAIMED_COLUMNS}
 """
 
-# When the next suspended task of these queues wakes (the claimer sleeps until then).
+# First statement of a claim of limited queues ($1), in its own transaction: locks the queue
+# rows (in name order: two claimers cannot deadlock) until the claim commits. This is what makes
+# the limits hold: claims of one limited queue run one after another, and CLAIM_LIMITED, the
+# next statement, counts slots on a snapshot taken after the lock was granted (READ COMMITTED:
+# a fresh snapshot per statement), so it sees every claim committed before it. Only claims
+# take slots (a task becomes `running`, or started, only by a claim); the writes that free
+# them (finish, suspend, release, takeover) need no lock: a claim that misses one frees nothing
+# it should not. Returns the queues that are limited and not paused.
+LOCK_LIMITED_QUEUES = """
+SELECT name FROM durable.queues
+WHERE name = ANY($1::text[]) AND NOT paused
+  AND (concurrency IS NOT NULL OR key_concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+ORDER BY name
+FOR NO KEY UPDATE
+"""
+
+# The claim of limited queues ($1, locked by LOCK_LIMITED_QUEUES in this transaction). Slots are
+# counted from task rows, never stored, so no crash can leak one:
+# - concurrency: tasks of the queue in state `running` (held by a worker, dead ones included
+#   until their tasks are taken over: within the lease timeout);
+# - key_concurrency: tasks of a concurrency_key that started and have not finished (running,
+#   suspended, or pending again after a suspension or a takeover);
+# - rate: starts within the window, from durable.queue_starts (written here, pruned here).
+# A task that already started (a resumption) holds its key slot and is not a new start: it
+# needs only a concurrency slot, and goes first. New starts follow by priority, then launch
+# order, each key taking at most its free key slots, the queue at most its free starts and
+# slots. A key-limited queue ranks its full backlog (it must look past tasks of busy keys);
+# other limited queues read their first $2 in claim order. That price is paid only by limited
+# queues.
+# `locked` re-checks each picked row's state on its latest version (SKIP LOCKED: a row being
+# cancelled or woken is left for the next claim; it only means claiming fewer).
+CLAIM_LIMITED = f"""
+WITH q AS (
+    SELECT name, concurrency, key_concurrency, rate_limit, rate_period
+    FROM durable.queues WHERE name = ANY($1::text[])
+), room AS (
+    SELECT q.name, q.key_concurrency, q.rate_limit IS NOT NULL AS rated,
+           CASE WHEN q.concurrency IS NULL THEN $2
+                ELSE q.concurrency - (SELECT count(*) FROM durable.tasks AS r
+                                      WHERE r.state = 'running' AND r.queue = q.name) END
+               AS free,
+           CASE WHEN q.rate_limit IS NULL THEN $2
+                ELSE q.rate_limit - (SELECT count(*) FROM durable.queue_starts AS s
+                                     WHERE s.queue = q.name AND s.at > statement_timestamp()
+                                         - make_interval(secs => q.rate_period)) END
+               AS starts
+    FROM q
+), runnable AS (
+    SELECT t.id, t.queue, t.concurrency_key, t.priority, t.resumes,
+           room.key_concurrency, room.free, room.starts, room.rated
+    FROM room, LATERAL (
+        SELECT c.id, c.queue, c.concurrency_key, c.priority, c.started_at IS NOT NULL AS resumes
+        FROM durable.tasks AS c
+        WHERE c.queue = room.name
+          AND ((c.state = 'pending' AND (c.wake_at IS NULL OR c.wake_at <= statement_timestamp()))
+               OR (c.state = 'suspended'
+                   AND c.wake_at <= statement_timestamp() + make_interval(secs => $4)))
+        ORDER BY c.started_at IS NOT NULL DESC, c.priority, c.id
+        -- Without key limits the first $2 in claim order are all a claim can take (a top-N
+        -- sort); a key-limited queue must look past the tasks of busy keys (LIMIT NULL: all).
+        LIMIT CASE WHEN room.key_concurrency IS NULL THEN $2 END
+    ) AS t
+    WHERE room.free > 0
+), keyed AS (
+    SELECT r.*, row_number() OVER (PARTITION BY r.queue, r.concurrency_key, r.resumes
+                                   ORDER BY r.priority, r.id) AS key_rank
+    FROM runnable AS r
+), holders AS (
+    -- The key slots taken, counted once per key (tasks_concurrency_key_idx).
+    SELECT h.queue, h.concurrency_key, count(*) AS n
+    FROM room JOIN durable.tasks AS h ON h.queue = room.name
+    WHERE room.key_concurrency IS NOT NULL AND h.concurrency_key IS NOT NULL
+      AND h.state IN ('pending', 'running', 'suspended') AND h.started_at IS NOT NULL
+    GROUP BY h.queue, h.concurrency_key
+), allowed AS (
+    SELECT k.* FROM keyed AS k
+    LEFT JOIN holders AS h ON h.queue = k.queue AND h.concurrency_key = k.concurrency_key
+    WHERE k.resumes OR k.key_concurrency IS NULL OR k.concurrency_key IS NULL
+       OR k.key_rank <= k.key_concurrency - coalesce(h.n, 0)
+), ranked AS (
+    SELECT a.*, count(*) FILTER (WHERE NOT a.resumes) OVER (
+        PARTITION BY a.queue ORDER BY a.resumes DESC, a.priority, a.id) AS start_rank
+    FROM allowed AS a
+), within_rate AS (
+    SELECT w.*, row_number() OVER (
+        PARTITION BY w.queue ORDER BY w.resumes DESC, w.priority, w.id) AS slot_rank
+    FROM ranked AS w
+    WHERE w.resumes OR w.start_rank <= w.starts
+), picked AS (
+    SELECT id, resumes, rated FROM within_rate
+    WHERE slot_rank <= free
+    ORDER BY resumes DESC, priority, id
+    LIMIT $2
+), locked AS (
+    SELECT t.id FROM durable.tasks AS t
+    WHERE t.id IN (SELECT id FROM picked) AND t.state IN ('pending', 'suspended')
+    ORDER BY t.id
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE durable.tasks AS t
+    SET state = 'running',
+        worker_id = $3,
+        lease = t.lease + 1,
+        attempts = t.attempts + 1,
+        wake_at = NULL,
+        started_at = coalesce(t.started_at, statement_timestamp()),
+        updated_at = now()
+    FROM locked
+    WHERE t.id = locked.id
+    RETURNING {_CLAIMED_COLUMNS}
+), logged AS (
+    INSERT INTO durable.queue_starts (queue, task_id, at)
+    SELECT c.queue, c.id, statement_timestamp()
+    FROM claimed AS c JOIN picked AS p ON p.id = c.id
+    WHERE p.rated AND NOT p.resumes
+), pruned AS (
+    DELETE FROM durable.queue_starts AS s
+    USING q
+    WHERE s.queue = q.name
+      AND (q.rate_period IS NULL
+           OR s.at <= statement_timestamp() - make_interval(secs => q.rate_period))
+)
+SELECT * FROM claimed
+"""
+
+# After a claim of rate-limited queues (same transaction, so it sees that claim's starts): when
+# the earliest of them gets a start back, if one of them is full. The claimer sleeps until then.
+RATE_REOPENS = """
+SELECT min(w.reopens) AS reopens FROM (
+    SELECT min(s.at) + make_interval(secs => q.rate_period) AS reopens
+    FROM durable.queues AS q JOIN durable.queue_starts AS s ON s.queue = q.name
+    WHERE q.name = ANY($1::text[]) AND q.rate_limit IS NOT NULL
+      AND s.at > statement_timestamp() - make_interval(secs => q.rate_period)
+    GROUP BY q.name, q.rate_limit, q.rate_period
+    HAVING count(*) >= q.rate_limit
+) AS w
+"""
+
+# When the next suspended task of these queues wakes, or the next debounced task may start
+# (the claimer sleeps until then). Paused queues are left out: nothing of theirs can be
+# claimed (their resume wakes the workers). A debounced task is claimable at wake_at exactly (not
+# $2 seconds early like a timer, whose run waits out the rest): it is reported $2 late, so
+# that the claimer, which wakes $2 early, finds it claimable.
 NEXT_WAKE = """
-SELECT min(wake_at) AS wake_at FROM durable.tasks
-WHERE state = 'suspended' AND wake_at IS NOT NULL AND queue = ANY($1::text[])
+SELECT least(
+    (SELECT min(wake_at) FROM durable.tasks
+     WHERE state = 'suspended' AND wake_at IS NOT NULL AND queue = ANY($1::text[])
+       AND queue NOT IN (SELECT name FROM durable.queues WHERE paused)),
+    (SELECT min(wake_at) + make_interval(secs => $2) FROM durable.tasks
+     WHERE state = 'pending' AND wake_at IS NOT NULL AND queue = ANY($1::text[])
+       AND queue NOT IN (SELECT name FROM durable.queues WHERE paused))
+) AS wake_at
 """
 
 # The recorded history of a task: its events in seq order and how many log lines it wrote.
@@ -628,7 +821,10 @@ CANCEL_CHILDREN = _CANCEL.format(
     where="parent_id = $1 AND NOT detached AND state NOT IN ('complete', 'failed', 'cancelled')"
 )
 
-# Back to pending, keeping every event: replay resumes where the failure happened. The count
+# Back to pending, keeping every event: replay resumes where the failure happened. It starts
+# again: started_at is cleared (set by the next claim), so in a queue with key_concurrency or
+# a rate the retried task waits for a slot like a new one (a task that has started holds its
+# key's slot; a retried one would otherwise hold it without any claim having checked). The count
 # of losses to dead workers starts again (the user chose to run it again); `attempts` keeps
 # counting claims, so that a cancellation before the next claim still runs the cleanup of a
 # task that has run (see _CANCEL: only a task never claimed is cancelled on the spot).
@@ -645,7 +841,7 @@ WITH target AS (
     SELECT id, state, log_base, error FROM durable.tasks WHERE id = $1 FOR UPDATE
 ), upd AS (
     UPDATE durable.tasks AS t
-    SET state = 'pending', error = NULL, result = NULL, finished_at = NULL,
+    SET state = 'pending', error = NULL, result = NULL, finished_at = NULL, started_at = NULL,
         cancel_requested = false, worker_id = NULL, losses = 0, updated_at = now()
     FROM target
     WHERE t.id = target.id AND target.state IN ('failed', 'cancelled')
@@ -794,6 +990,111 @@ SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_a
 FROM durable.workers AS w
 WHERE w.heartbeat_at > now() - make_interval(secs => w.lease_timeout)
 ORDER BY w.started_at
+"""
+
+# -- queues --------------------------------------------------------------------------------
+
+# Sets a queue's flow control (SPEC 12); $2, $4, $6, $9 say whether to change concurrency,
+# key_concurrency, rate and paused (the rest is kept). A worker's next claim of the queue
+# applies it (the store tells workers to look again after commit).
+CONFIGURE_QUEUE = """
+INSERT INTO durable.queues AS q (name, concurrency, key_concurrency, rate_limit, rate_period,
+                                 paused)
+VALUES ($1, $3, $5, $7, $8, coalesce($10, false))
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = CASE WHEN $2 THEN EXCLUDED.concurrency ELSE q.concurrency END,
+    key_concurrency = CASE WHEN $4 THEN EXCLUDED.key_concurrency ELSE q.key_concurrency END,
+    rate_limit = CASE WHEN $6 THEN EXCLUDED.rate_limit ELSE q.rate_limit END,
+    rate_period = CASE WHEN $6 THEN EXCLUDED.rate_period ELSE q.rate_period END,
+    paused = CASE WHEN $9 THEN EXCLUDED.paused ELSE q.paused END,
+    updated_at = now()
+RETURNING name
+"""
+
+# Every queue that has settings or unfinished tasks, with its settings and what it holds.
+LIST_QUEUES = """
+WITH active AS (
+    SELECT queue,
+           count(*) FILTER (WHERE state = 'pending') AS pending,
+           count(*) FILTER (WHERE state = 'running') AS running,
+           count(*) FILTER (WHERE state = 'suspended') AS suspended
+    FROM durable.tasks WHERE state IN ('pending', 'running', 'suspended')
+    GROUP BY queue
+)
+SELECT coalesce(q.name, a.queue) AS name, q.concurrency, q.key_concurrency, q.rate_limit,
+       q.rate_period, coalesce(q.paused, false) AS paused, coalesce(a.pending, 0) AS pending,
+       coalesce(a.running, 0) AS running, coalesce(a.suspended, 0) AS suspended
+FROM durable.queues AS q FULL JOIN active AS a ON a.queue = q.name
+ORDER BY 1
+"""
+
+# Which of a worker's queues need CLAIM_LIMITED (limited and not paused): read at start, when
+# a queue's settings change, and every heartbeat round (a missed notification).
+LIMITED_QUEUES = """
+SELECT name FROM durable.queues
+WHERE name = ANY($1::text[]) AND NOT paused
+  AND (concurrency IS NOT NULL OR key_concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+ORDER BY name
+"""
+
+# -- schedules -----------------------------------------------------------------------------
+
+_SCHEDULE_COLUMNS = """
+name, workflow, cron, timezone, args::text AS args, kwargs::text AS kwargs, queue, overlap,
+catch_up, paused, next_at, last_task_id
+"""
+
+# Adds or replaces a schedule; its next tick ($10) was computed by the caller from the cron.
+UPSERT_SCHEDULE = f"""
+INSERT INTO durable.schedules AS s (name, workflow, cron, timezone, args, kwargs, queue,
+                                    overlap, catch_up, next_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10)
+ON CONFLICT (name) DO UPDATE SET
+    workflow = EXCLUDED.workflow, cron = EXCLUDED.cron, timezone = EXCLUDED.timezone,
+    args = EXCLUDED.args, kwargs = EXCLUDED.kwargs, queue = EXCLUDED.queue,
+    overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, next_at = EXCLUDED.next_at,
+    buffered_at = NULL
+RETURNING {_SCHEDULE_COLUMNS}
+"""
+
+LIST_SCHEDULES = f"SELECT {_SCHEDULE_COLUMNS} FROM durable.schedules ORDER BY name"
+
+GET_SCHEDULE = f"SELECT {_SCHEDULE_COLUMNS} FROM durable.schedules WHERE name = $1"
+
+# Pause or resume; a resume starts again from the next tick after now ($3), not from the ticks
+# missed while paused.
+PAUSE_SCHEDULE = f"""
+UPDATE durable.schedules SET paused = $2, next_at = coalesce($3, next_at), buffered_at = NULL
+WHERE name = $1
+RETURNING {_SCHEDULE_COLUMNS}
+"""
+
+DELETE_SCHEDULE = "DELETE FROM durable.schedules WHERE name = $1 RETURNING name"
+
+# The schedules with a tick due, or a buffered tick (overlap buffer_one), locked for the
+# firing transaction. SKIP LOCKED: when several workers look at once, each schedule is fired by
+# one of them, and the others move on (the tick's task key would refuse a second launch
+# anyway). The previous run's state decides the overlap policy.
+DUE_SCHEDULES = f"""
+SELECT {_SCHEDULE_COLUMNS}, buffered_at, now() AS now,
+       (SELECT t.state FROM durable.tasks AS t WHERE t.id = s.last_task_id) AS last_state
+FROM durable.schedules AS s
+WHERE NOT paused AND (next_at <= now() OR buffered_at IS NOT NULL)
+ORDER BY name
+FOR NO KEY UPDATE OF s SKIP LOCKED
+"""
+
+# After firing: the next tick, the latest run and the buffered tick.
+SCHEDULE_FIRED = """
+UPDATE durable.schedules SET next_at = $2, last_task_id = $3, buffered_at = $4
+WHERE name = $1
+"""
+
+# When the scheduler looks next: the earliest tick, or now when a tick is buffered (it waits
+# for a run to end, which announces nothing to the scheduler: it looks every round).
+NEXT_SCHEDULE = """
+SELECT min(next_at) AS next_at, bool_or(buffered_at IS NOT NULL) AS buffered
+FROM durable.schedules WHERE NOT paused
 """
 
 # -- wake-ups ------------------------------------------------------------------------------

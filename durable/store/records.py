@@ -33,6 +33,7 @@ class ClaimedTask:
     parent_id: int | None = None
     run: int = 0
     log_base: int = 0
+    queue: str = "default"
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,16 @@ class Launch:
     kwargs_json: str
     key: str | None
     queue: str
+    priority: int = 0
+    concurrency_key: str | None = None
 
     def columns(self) -> tuple[str, str, str, str, str | None, str]:
-        """Its values in the statements' column order."""
+        """Its values in the statements' column order (flow control apart: `flow_columns`)."""
         return self.name, self.workflow, self.args_json, self.kwargs_json, self.key, self.queue
+
+    def flow_columns(self) -> tuple[int, str | None]:
+        """Its priority and concurrency key (SPEC 12)."""
+        return self.priority, self.concurrency_key
 
 
 @dataclass(frozen=True)

@@ -51,28 +51,12 @@ class Runs(StoreAccess):
         Suspended tasks whose timer is due within ``timer_lead`` seconds count as runnable.
         """
         rows = await self._fetch(queries.CLAIM_TASKS, list(queues), limit, worker_id, timer_lead)
-        return [
-            ClaimedTask(
-                id=row["id"],
-                name=row["name"],
-                workflow=row["workflow"],
-                args=json.loads(row["args"]),
-                kwargs=json.loads(row["kwargs"]),
-                lease=row["lease"],
-                attempts=row["attempts"],
-                cancel_requested=row["cancel_requested"],
-                has_history=row["has_history"],
-                created_at=row["created_at"],
-                parent_id=row["parent_id"],
-                run=row["run"],
-                log_base=row["log_base"],
-            )
-            for row in sorted(rows, key=lambda r: r["id"])
-        ]
+        return claimed_tasks(rows)
 
-    async def next_wake(self, queues: Sequence[str]) -> datetime | None:
-        """The earliest timer among suspended tasks of ``queues``."""
-        row = await self._fetchrow(queries.NEXT_WAKE, list(queues))
+    async def next_wake(self, queues: Sequence[str], timer_lead: float = 0.0) -> datetime | None:
+        """The earliest timer among suspended tasks of ``queues``, or debounced start (reported
+        ``timer_lead`` late: it cannot be claimed early)."""
+        row = await self._fetchrow(queries.NEXT_WAKE, list(queues), timer_lead)
         return None if row is None else row["wake_at"]
 
     async def load_history(self, task_id: int, log_base: int = 0) -> History:
@@ -320,3 +304,26 @@ def _checked(result: WriteResult | Exception) -> WriteResult:
     if isinstance(result, Exception):
         raise result
     return result
+
+
+def claimed_tasks(rows: Sequence[Any]) -> list[ClaimedTask]:
+    """Rows of a claim (``queries._CLAIMED_COLUMNS``), in id order."""
+    return [
+        ClaimedTask(
+            id=row["id"],
+            name=row["name"],
+            workflow=row["workflow"],
+            args=json.loads(row["args"]),
+            kwargs=json.loads(row["kwargs"]),
+            lease=row["lease"],
+            attempts=row["attempts"],
+            cancel_requested=row["cancel_requested"],
+            has_history=row["has_history"],
+            created_at=row["created_at"],
+            parent_id=row["parent_id"],
+            run=row["run"],
+            log_base=row["log_base"],
+            queue=row["queue"],
+        )
+        for row in sorted(rows, key=lambda r: r["id"])
+    ]

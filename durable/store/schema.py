@@ -75,23 +75,59 @@ tasks = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # Claim order: smaller first, then launch order (SPEC 12).
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    # Tasks with the same key share their queue's key_concurrency slots (SPEC 12).
+    Column("concurrency_key", Text, nullable=True),
+    # A debounced launch (SPEC 12): later launches with this key replace the arguments of the
+    # task while it has not started; its start (wake_at, on a pending task) never moves past
+    # debounce_until.
+    Column("debounce_key", Text, nullable=True),
+    Column("debounce_until", DateTime(timezone=True), nullable=True),
     CheckConstraint(
         "state IN ('pending', 'running', 'suspended', 'complete', 'failed', 'cancelled')",
         name="tasks_state_check",
     ),
     # The claim scans only runnable rows: this partial index stays as small as the backlog,
-    # however many millions of finished tasks the table holds.
+    # however many millions of finished tasks the table holds. In claim order (priority, then
+    # launch order), so a claim reads its LIMIT rows and stops, the worker's queues filtered on
+    # the way (with queue first, `queue = ANY(...)` cannot use the index's order: every pending
+    # row of the queue would be read and sorted at each claim).
     Index(
         "tasks_pending_idx",
-        "queue",
+        "priority",
         "id",
+        "queue",
         postgresql_where=text("state = 'pending'"),
+    ),
+    # key_concurrency: the started and unfinished tasks of a key (claims of limited queues
+    # count them).
+    Index(
+        "tasks_concurrency_key_idx",
+        "queue",
+        "concurrency_key",
+        postgresql_where=text(
+            "concurrency_key IS NOT NULL AND state IN ('pending', 'running', 'suspended')"
+        ),
+    ),
+    # At most one not-yet-started task per debounce key: a debounced launch upserts on it.
+    Index(
+        "tasks_debounce_idx",
+        "debounce_key",
+        unique=True,
+        postgresql_where=text("debounce_key IS NOT NULL AND state = 'pending' AND attempts = 0"),
     ),
     # Timers: the earliest wake-up among suspended tasks, again independent of history size.
     Index(
         "tasks_wake_idx",
         "wake_at",
         postgresql_where=text("state = 'suspended' AND wake_at IS NOT NULL"),
+    ),
+    # Debounced launches: pending tasks that may not start before wake_at.
+    Index(
+        "tasks_delayed_idx",
+        "wake_at",
+        postgresql_where=text("state = 'pending' AND wake_at IS NOT NULL"),
     ),
     # Takeover of a dead worker's tasks, and a worker's own held set.
     Index("tasks_running_idx", "worker_id", postgresql_where=text("state = 'running'")),
@@ -179,4 +215,71 @@ notifications = Table(
         "id",
         postgresql_where=text("consumed_seq IS NULL"),
     ),
+)
+
+# Flow control per queue (SPEC 12), read by every claim of a limited queue. A queue without a
+# row, or whose row sets no limit and is not paused, is claimed by the plain claim.
+queues = Table(
+    "queues",
+    metadata,
+    Column("name", Text, primary_key=True),
+    # Tasks of the queue held by workers at once, fleet-wide.
+    Column("concurrency", Integer, nullable=True),
+    # Started and unfinished tasks per concurrency_key.
+    Column("key_concurrency", Integer, nullable=True),
+    # At most rate_limit task starts per rate_period seconds.
+    Column("rate_limit", Integer, nullable=True),
+    Column("rate_period", Float, nullable=True),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint("concurrency IS NULL OR concurrency >= 0", name="queues_concurrency_check"),
+    CheckConstraint(
+        "key_concurrency IS NULL OR key_concurrency >= 1", name="queues_key_concurrency_check"
+    ),
+    CheckConstraint(
+        "(rate_limit IS NULL) = (rate_period IS NULL) AND (rate_limit IS NULL OR "
+        "(rate_limit >= 1 AND rate_period > 0))",
+        name="queues_rate_check",
+    ),
+)
+
+# The starts of rate-limited queues within their window: written and pruned by the claims of
+# those queues only (never more than rate_limit rows per queue).
+queue_starts = Table(
+    "queue_starts",
+    metadata,
+    Column("queue", Text, ForeignKey("queues.name", ondelete="CASCADE"), nullable=False),
+    Column("task_id", BigInteger, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("queue_starts_idx", "queue", "at"),
+)
+
+# Cron schedules (SPEC 12). Workers fire due ticks (durable/worker/scheduler.py); the task key
+# schedule:NAME:ISO-TIME makes each tick launch once however many workers race.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("workflow", Text, nullable=False),
+    Column("cron", Text, nullable=False),
+    Column("timezone", Text, nullable=False, server_default="UTC"),
+    Column("args", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("kwargs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("queue", Text, nullable=False, server_default="default"),
+    Column("overlap", Text, nullable=False, server_default="skip"),
+    # Seconds: a tick missed by up to this much is still launched.
+    Column("catch_up", Float, nullable=False, server_default=text("0")),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    # The next tick to fire (in UTC).
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    # The task of the latest tick launched, for the overlap policy.
+    Column("last_task_id", BigInteger, nullable=True),
+    # buffer_one: the tick held back while the previous run is unfinished.
+    Column("buffered_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint(
+        "overlap IN ('skip', 'buffer_one', 'allow', 'cancel_other')",
+        name="schedules_overlap_check",
+    ),
+    Index("schedules_next_idx", "next_at", postgresql_where=text("NOT paused")),
 )

@@ -7,6 +7,8 @@ Typed methods, one round trip each (the hot writes of running tasks share theirs
 - `durable.store.runs.Runs`: claims, histories and the fenced writes of running tasks;
 - `durable.store.promises.Promises`: durable promises and task mailboxes;
 - `durable.store.fleet.Fleet`: worker registration, heartbeats and takeover;
+- `durable.store.flow.Flow`: queue settings, claims of limited queues, debounced launches;
+- `durable.store.schedules.Schedules`: cron schedules and the firing of their ticks;
 
 all on `durable.store.access.StoreAccess`, the one way they reach the database: asyncpg's
 connection errors become ``DatabaseUnavailable`` there, and fenced transactions raise
@@ -23,19 +25,21 @@ from durable.errors import SchemaOutdated
 from durable.store import queries
 from durable.store.access import LeaseLost
 from durable.store.fleet import Fleet
+from durable.store.flow import Flow
 from durable.store.group_commit import GroupCommit
 from durable.store.pool import create_pool
 from durable.store.promises import Promises
 from durable.store.records import Batch, ClaimedTask
 from durable.store.revision import SCHEMA_REVISION
 from durable.store.runs import Runs
+from durable.store.schedules import Schedules
 from durable.store.tasks import Tasks
 
 # The worker's modules import these from here.
 __all__ = ["Batch", "ClaimedTask", "LeaseLost", "Store"]
 
 
-class Store(Tasks, Runs, Promises, Fleet):
+class Store(Tasks, Runs, Promises, Fleet, Flow, Schedules):
     """Typed access to the durable schema over an asyncpg pool."""
 
     def __init__(self, url: str, pool: asyncpg.Pool) -> None:

@@ -35,6 +35,8 @@ TIMERS_CHANNEL = "durable_timers"  # a queue name: a task of it suspended on a t
 CANCEL_CHANNEL = "durable_cancel"  # a task id: cancellation requested while it runs
 TASK_EVENTS_CHANNEL = "durable_task_events"  # "<task id>:log|suspended|final"
 PROMISES_CHANNEL = "durable_promises"  # a promise id: it was completed
+QUEUES_CHANNEL = "durable_queues"  # a queue name: its flow control changed
+SCHEDULES_CHANNEL = "durable_schedules"  # a schedule name: it was added or changed
 
 Wakeup = tuple[str, str]
 

@@ -19,11 +19,18 @@ from durable.errors import DatabaseUnavailable
 from durable.replay import capture
 from durable.store.listen import Listener
 from durable.store.store import Store
-from durable.store.wakeups import CANCEL_CHANNEL, TASKS_CHANNEL, TIMERS_CHANNEL
+from durable.store.wakeups import (
+    CANCEL_CHANNEL,
+    QUEUES_CHANNEL,
+    SCHEDULES_CHANNEL,
+    TASKS_CHANNEL,
+    TIMERS_CHANNEL,
+)
 from durable.worker import liveness
 from durable.worker.loader import Loader
 from durable.worker.outage import OUTAGE
 from durable.worker.runner import Runner, Running
+from durable.worker.scheduler import Scheduler
 from durable.worker.settings import WorkerSettings
 
 log = structlog.get_logger("durable.worker")
@@ -114,6 +121,12 @@ class Worker:
         self.suspend_after = self.settings.suspend_after
         self._next_wake: datetime | None = None
         self._next_wake_known = False
+        # Queues of ours with flow control (durable.queues): claimed by claim_limited. Read
+        # again when a queue's settings change and at every heartbeat round.
+        self._limited: set[str] = set()
+        self._limited_known = False
+        # When a full rate-limited queue of ours gets a start back.
+        self._rate_reopens: datetime | None = None
         self._heartbeat_ok_at = time.monotonic()
         self._heartbeat_round = asyncio.Event()
         self._heartbeat_rounds = 0  # completed rounds (heartbeat and takeover check)
@@ -136,6 +149,7 @@ class Worker:
         self._shutdown_task: asyncio.Future[None] | None = None
         self._runner_tasks: set[asyncio.Task[None]] = set()
         self._started = False
+        self._scheduler: Scheduler | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -204,7 +218,7 @@ class Worker:
         self._store = store
         listener = Listener(
             url,
-            [TASKS_CHANNEL, CANCEL_CHANNEL, TIMERS_CHANNEL],
+            [TASKS_CHANNEL, CANCEL_CHANNEL, TIMERS_CHANNEL, QUEUES_CHANNEL, SCHEDULES_CHANNEL],
             self._on_notify,
             on_reconnect=self._on_reconnect,
         )
@@ -216,9 +230,11 @@ class Worker:
             await store.close()
             raise
         self._listener = listener
+        self._scheduler = Scheduler(store, self.loader)
         self._side_tasks = [
             asyncio.create_task(self._claim_loop(), name="durable-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="durable-heartbeat"),
+            asyncio.create_task(self._scheduler.run(), name="durable-scheduler"),
         ]
         for side_task in self._side_tasks:
             side_task.add_done_callback(self._side_task_ended)
@@ -286,6 +302,7 @@ class Worker:
     async def _on_reconnect(self) -> None:
         # Notifications may have been missed while disconnected: look again at everything.
         self._next_wake_known = False
+        self._limited_known = False
         self._wake.set()
         with contextlib.suppress(DatabaseUnavailable):  # the next heartbeat round looks again
             await self._recheck_cancellations()
@@ -302,6 +319,13 @@ class Worker:
         elif channel == CANCEL_CHANNEL:
             with contextlib.suppress(ValueError):
                 self._cancel(int(payload), missed=False)
+        elif channel == SCHEDULES_CHANNEL:
+            if self._scheduler is not None:
+                self._scheduler.changed.set()
+        elif channel == QUEUES_CHANNEL:
+            if payload in self.queues:
+                self._limited_known = False
+                self._wake.set()
 
     def _cancel(self, task_id: int, *, missed: bool) -> None:
         running = self._running.get(task_id)
@@ -352,19 +376,10 @@ class Worker:
                     # Cleared before claiming: a notification that lands during the claim sets
                     # it again, and the next turn claims what it announced.
                     self._wake.clear()
-                    batch = await self._store.claim(
-                        self.id, self.queues, free, timer_lead=TIMER_LEAD
-                    )
-                    for claimed in batch:
-                        self._start_task(runner, Running(claimed))
-                    claimed_all = len(batch) == free
-                    if claimed_all:
+                    blocked = self._next_wake if self._timer_due() else None
+                    claimed_all = await self._claim(runner, free)
+                    if claimed_all or await self._timer_now_due(blocked):
                         continue  # there may be more
-                    if not self._next_wake_known or self._timer_due():
-                        self._next_wake = await self._store.next_wake(self.queues)
-                        self._next_wake_known = True
-                        if self._timer_due():
-                            continue
             except DatabaseUnavailable as error:
                 claim_in_doubt = True
                 OUTAGE.failed("claim", error)
@@ -373,8 +388,66 @@ class Worker:
                 continue
             OUTAGE.recovered()
             backoff = 0.1
+            # A full worker waits for a slot, not for timers or notifications it could not act
+            # on (a due timer made it wait 0 s, a wake-up left set returned at once: it spun).
+            # Checked and cleared with no await in between: a run that ends after this sets
+            # _wake again, and the claim after it reads the database, not the notifications.
+            full = len(self._running) >= self.concurrency
+            if full:
+                self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_time())
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=None if full else self._sleep_time()
+                )
+
+    async def _claim(self, runner: Runner, free: int) -> bool:
+        """Claim up to ``free`` tasks and start them; True if that many were claimed."""
+        assert self._store is not None
+        batch = await self._store.claim(self.id, self.queues, free, timer_lead=TIMER_LEAD)
+        # Started before anything else can fail: a claimed task is never left unstarted.
+        for claimed in batch:
+            self._start_task(runner, Running(claimed))
+        claimed_count = len(batch)
+        if not self._limited_known:
+            self._limited = await self._store.limited_queues(self.queues)
+            self._limited_known = True
+        if self._limited and claimed_count < free:
+            more, self._rate_reopens = await self._store.claim_limited(
+                self.id, sorted(self._limited), free - claimed_count, timer_lead=TIMER_LEAD
+            )
+            for claimed in more:
+                self._start_task(runner, Running(claimed))
+            claimed_count += len(more)
+        return claimed_count == free
+
+    async def _timer_now_due(self, blocked: datetime | None) -> bool:
+        """Look up the next timer if needed; True if one is due now and worth a claim.
+
+        ``blocked``: the timer that was due before the claim just made. If it is still the
+        next one and still due, the claim could not take it: its queue is at a limit (flow
+        control). Such a queue's timers are then left to the notifications that free its
+        slots (a run of the queue ending or suspending, a setting changed) and to its rate
+        window; the worker sleeps until the next timer of its other queues, instead of
+        claiming in a loop. (Paused queues' timers are not reported at all: NEXT_WAKE.)
+        """
+        assert self._store is not None
+        if self._next_wake_known and not self._timer_due():
+            return False
+        self._next_wake = await self._store.next_wake(self.queues, timer_lead=TIMER_LEAD)
+        self._next_wake_known = True
+        if not self._timer_due():
+            return False
+        if blocked is None or self._next_wake != blocked:
+            return True
+        free_queues = [q for q in self.queues if q not in self._limited]
+        self._next_wake = (
+            await self._store.next_wake(free_queues, timer_lead=TIMER_LEAD) if free_queues else None
+        )
+        if self._timer_due():
+            # Due, unclaimed, in a queue without limits: a row locked by another claim this
+            # instant. Its claimer runs it; the polling fallback covers the rest.
+            self._next_wake = None
+        return False
 
     def _make_runner(self) -> Runner:
         """The runner of this worker's tasks (a test environment's worker makes its own)."""
@@ -396,10 +469,18 @@ class Worker:
         return (self._next_wake - datetime.now(UTC)).total_seconds()
 
     def _sleep_time(self) -> float:
-        """Until the next timer is due (less the lead), or the polling fallback."""
-        if self._next_wake is None:
-            return self.poll_interval
-        return max(0.0, min(self.poll_interval, self._seconds_to_next_wake() - TIMER_LEAD))
+        """Until the next timer is due (less the lead), a rate-limited queue gets a start back,
+        or the polling fallback."""
+        sleep = self.poll_interval
+        if self._next_wake is not None:
+            sleep = min(sleep, self._seconds_to_next_wake() - TIMER_LEAD)
+        if self._rate_reopens is not None:
+            reopens_in = (self._rate_reopens - datetime.now(UTC)).total_seconds()
+            if reopens_in > 0:
+                sleep = min(sleep, reopens_in)
+            else:
+                self._rate_reopens = None  # passed: the claim just made has seen it
+        return max(0.0, sleep)
 
     def _start_task(self, runner: Runner, running: Running) -> None:
         task_id = running.claimed.id
@@ -414,6 +495,9 @@ class Worker:
             self._running.pop(task_id, None)
             self._cancelling.discard(task_id)
             self._wake.set()  # a slot is free
+            if running.claimed.queue in self._limited and self._store is not None:
+                # A slot of a limited queue may be free: the fleet's idle workers look again.
+                self._store.wakeups.send(TASKS_CHANNEL, running.claimed.queue)
             if not done.cancelled() and done.exception() is not None:
                 log.error("runner crashed", task_id=task_id, error=repr(done.exception()))
 
@@ -442,6 +526,7 @@ class Worker:
                     )
                 next_expiry_in = reclaimed.next_expiry_in
                 await self._recheck_cancellations()
+                self._limited_known = False  # a queue's change may have gone unannounced
             except DatabaseUnavailable as error:
                 OUTAGE.failed("heartbeat", error)
                 next_expiry_in = None

@@ -26,6 +26,7 @@ def test_spec_names_are_exported() -> None:
         "TaskInfo", "TaskHandle", "PromiseState", "Notification", "DurableError",
         "SerializationError", "StepFailed", "NonDeterminismError", "TaskFailed",
         "TaskCancelled", "Timeout", "PromiseRejected", "ContinueAsNew", "Cancelled",
+        "Debounce",
         "DeterminismViolation",
     ]:  # fmt: skip
         assert name in durable.__all__, name
