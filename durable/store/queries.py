@@ -370,7 +370,7 @@ SELECT
 # built on it.
 _FENCED_WRITES = """
 held AS (
-    SELECT id FROM durable.tasks
+    SELECT id, cancel_requested FROM durable.tasks
     WHERE id = $1 AND lease = $2 AND state = 'running'
     FOR NO KEY UPDATE
 ), ev AS (
@@ -558,6 +558,10 @@ WITH {_FENCED_WRITES}, old_waits AS (
         OR ($11 AND EXISTS (SELECT 1 FROM durable.notifications
                             WHERE task_id = $1 AND consumed_seq IS NULL))
         OR ($9::timestamptz IS NOT NULL AND $9::timestamptz <= now())
+        -- A cancellation requested while the run was stopping (its NOTIFY reached an engine
+        -- that had already decided to suspend): read from the locked row itself, the latest
+        -- version, so it is not lost: the task is pending, to be claimed and cancelled.
+        OR coalesce((SELECT cancel_requested FROM held), false)
     ) AS now
 ), sus AS (
     UPDATE durable.tasks AS t
