@@ -42,3 +42,4 @@ _.get_exception_handler
 _.call_exception_handler
 _.shutdown_asyncgens
 _.shutdown_default_executor
+_.collect  # prometheus_client calls a collector's collect() at scrape time

@@ -21,6 +21,7 @@ import click
 import durable
 from durable.config import mask_password
 from durable_cli import admin, promises, tasks
+from durable_cli import serve as serve_command
 from durable_cli.exit_codes import ExitCode, for_exception
 from durable_cli.options import DATABASE_URL_HELP, CliState
 
@@ -156,6 +157,7 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 
 for _command in (*tasks.COMMANDS, *promises.COMMANDS, *admin.COMMANDS):
     cli.add_command(_command)
+cli.add_command(serve_command.serve)
 
 
 def main() -> NoReturn:

@@ -98,6 +98,10 @@ tasks = Table(
     Index("tasks_parent_idx", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
     Index("tasks_workflow_idx", "workflow", "id"),
     Index("tasks_state_idx", "state", "id"),
+    # The task list's other filters (durable serve): each walks its index newest first.
+    Index("tasks_queue_idx", "queue", "id"),
+    Index("tasks_name_idx", "name", "id"),
+    Index("tasks_created_idx", "created_at"),
 )
 
 events = Table(

@@ -24,6 +24,7 @@ from durable.store import queries
 from durable.store.access import LeaseLost
 from durable.store.fleet import Fleet
 from durable.store.group_commit import GroupCommit
+from durable.store.overview import Overview
 from durable.store.pool import create_pool
 from durable.store.promises import Promises
 from durable.store.records import Batch, ClaimedTask
@@ -35,7 +36,7 @@ from durable.store.tasks import Tasks
 __all__ = ["Batch", "ClaimedTask", "LeaseLost", "Store"]
 
 
-class Store(Tasks, Runs, Promises, Fleet):
+class Store(Tasks, Runs, Promises, Fleet, Overview):
     """Typed access to the durable schema over an asyncpg pool."""
 
     def __init__(self, url: str, pool: asyncpg.Pool) -> None:

@@ -14,6 +14,7 @@ from types import TracebackType
 
 import structlog
 
+from durable import metrics
 from durable.config import resolve_database_url, uses_embedded_default
 from durable.errors import DatabaseUnavailable
 from durable.replay import capture
@@ -358,6 +359,7 @@ class Worker:
                     batch = await self._store.claim(
                         self.id, self.queues, free, timer_lead=TIMER_LEAD
                     )
+                    metrics.claimed(batch)
                     for claimed in batch:
                         self._start_task(runner, Running(claimed))
                     claimed_all = len(batch) == free
@@ -399,11 +401,13 @@ class Worker:
             self._cancelling.add(task_id)  # the claim delivers it: the re-checks need not say so
         task = asyncio.create_task(runner.run(running), name=f"durable-task-{task_id}")
         self._runner_tasks.add(task)
+        metrics.slots_in_use(len(self._running))
 
         def finished(done: asyncio.Task[None]) -> None:
             self._runner_tasks.discard(done)
             self._running.pop(task_id, None)
             self._cancelling.discard(task_id)
+            metrics.slots_in_use(len(self._running))
             self._wake.set()  # a slot is free
             if not done.cancelled() and done.exception() is not None:
                 log.error("runner crashed", task_id=task_id, error=repr(done.exception()))
@@ -424,6 +428,7 @@ class Worker:
                 self._heartbeat_ok_at = sent_at
                 exited = await self._exited_local_workers()
                 reclaimed = await self._store.reclaim(self.max_attempts, exited)
+                metrics.took_over(reclaimed.resumed, reclaimed.abandoned)
                 if reclaimed.dead_workers or reclaimed.resumed or reclaimed.abandoned:
                     log.warning(
                         "took over the tasks of dead workers",
