@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import durable
 
 
@@ -37,3 +39,32 @@ async def broken(ctx: durable.Context) -> None:
     """Fails."""
     print("about to fail")
     raise ValueError("broken on purpose")
+
+
+def flaky(marker: str) -> str:
+    """Fails on its first attempt (leaves ``marker``), succeeds on the next."""
+    path = Path(marker)
+    if not path.exists():
+        path.touch()
+        raise ConnectionError("card network timed out")
+    return "charged"
+
+
+@durable.workflow
+async def showcase(ctx: durable.Context, marker: str) -> None:
+    """A bit of everything for the dashboard: a step, a retried step, a child, a timer, then a
+    log line for each notification it receives, until cancelled."""
+    await ctx.step(check, "o-42", name="check")
+    await ctx.step(
+        flaky,
+        marker,
+        name="charge",
+        retry=durable.RetryPolicy(max_attempts=3, initial_interval=0.2),
+    )
+    await ctx.call(child, 6)
+    await ctx.sleep(0.3)
+    print("ready for notifications")
+    while True:
+        note = await ctx.notification()
+        assert note is not None
+        print(f"{note.event}: {note.data}")
