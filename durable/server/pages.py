@@ -90,7 +90,8 @@ async def task_list(request: Request) -> Response:
     body = f"""
 <h1>Tasks</h1>
 <form id="filters" class="filters"><select
-name="state"><option value="">any state</option>{options}</select>{inputs}<button>Filter</button></form>
+name="state"><option value="">any state</option>{options}</select>{inputs}
+<button>Filter</button></form>
 <table class="tasks"><thead><tr><th>id</th><th>name</th><th>workflow</th><th>state</th>
 <th>queue</th><th>attempts</th><th>created</th></tr></thead>
 <tbody id="task-rows">{rows}</tbody></table>"""
