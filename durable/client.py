@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from durable import serialization
+from durable import serialization, tracing
 from durable.config import resolve_database_url, uses_embedded_default
 from durable.errors import (
     DurableError,
@@ -145,6 +145,7 @@ class Client:
             kwargs_json=kwargs_json,
             key=key,
             queue=queue,
+            trace_json=tracing.launch_context(),
         )
         return TaskHandle(id=task_id, name=task_name, workflow=task_workflow, created=created)
 

@@ -44,6 +44,11 @@ class Overview(StoreAccess):
         rows = await self._fetch(queries.task_page(names), *values, limit)
         return [task_info(row) for row in rows]
 
+    async def task_trace(self, task_id: int) -> str | None:
+        """The trace context (JSON) a run of this task continues, if any was stored."""
+        row = await self._fetchrow(queries.TASK_TRACE, task_id)
+        return None if row is None else str(row["trace"])
+
     async def children(self, task_id: int) -> list[TaskInfo]:
         """The tasks this task launched, oldest first."""
         return [task_info(row) for row in await self._fetch(queries.LIST_CHILDREN, task_id)]

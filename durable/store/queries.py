@@ -39,8 +39,9 @@ MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(:key)"
 # while the fallback SELECT cannot see the row yet: the store retries then.
 CREATE_TASK = """
 WITH ins AS (
-    INSERT INTO durable.tasks (name, workflow, args, kwargs, key, queue, parent_id, detached)
-    VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8)
+    INSERT INTO durable.tasks (name, workflow, args, kwargs, key, queue, parent_id, detached,
+                               trace)
+    VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9::jsonb)
     ON CONFLICT (key) DO NOTHING
     RETURNING id, name, workflow, queue
 )
@@ -59,11 +60,13 @@ WHERE key = $5 AND NOT EXISTS (SELECT 1 FROM ins)
 CREATE_TASKS = """
 WITH input AS (
     SELECT i.*, nextval(pg_get_serial_sequence('durable.tasks', 'id')) AS new_id
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-        WITH ORDINALITY AS i(name, workflow, args, kwargs, key, queue, ord)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[])
+        WITH ORDINALITY AS i(name, workflow, args, kwargs, key, queue, trace, ord)
 ), ins AS (
-    INSERT INTO durable.tasks (id, name, workflow, args, kwargs, key, queue)
-    SELECT new_id, name, workflow, args::jsonb, kwargs::jsonb, key, queue FROM input ORDER BY ord
+    INSERT INTO durable.tasks (id, name, workflow, args, kwargs, key, queue, trace)
+    SELECT new_id, name, workflow, args::jsonb, kwargs::jsonb, key, queue, trace::jsonb
+    FROM input ORDER BY ord
     ON CONFLICT (key) DO NOTHING
     RETURNING id
 )
@@ -867,3 +870,17 @@ FROM durable.tasks WHERE state = 'pending' GROUP BY queue
 TABLE_EXISTS = "SELECT to_regclass($1) IS NOT NULL AS present"
 QUEUE_SETTINGS = "SELECT to_jsonb(q)::text AS row FROM durable.queues AS q"
 SCHEDULE_ROWS = "SELECT to_jsonb(s)::text AS row FROM durable.schedules AS s"
+
+# The trace context a run continues (OpenTelemetry, durable.tracing): the task's own, stored
+# at launch, else the nearest ancestor's (a child launched by a workflow joins its trace).
+# Read once per run, and only while tracing is on.
+TASK_TRACE = """
+WITH RECURSIVE chain AS (
+    SELECT id, parent_id, trace, 0 AS depth FROM durable.tasks WHERE id = $1
+    UNION ALL
+    SELECT t.id, t.parent_id, t.trace, chain.depth + 1
+    FROM durable.tasks AS t JOIN chain ON t.id = chain.parent_id
+    WHERE chain.trace IS NULL AND chain.depth < 100
+)
+SELECT trace::text AS trace FROM chain WHERE trace IS NOT NULL ORDER BY depth LIMIT 1
+"""

@@ -134,6 +134,7 @@ class Launch:
     kwargs_json: str
     key: str | None
     queue: str
+    trace_json: str | None = None  # OpenTelemetry context of the launching code
 
     def columns(self) -> tuple[str, str, str, str, str | None, str]:
         """Its values in the statements' column order."""

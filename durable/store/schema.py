@@ -75,6 +75,9 @@ tasks = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # OpenTelemetry context (W3C traceparent carrier) of the code that launched the task: its
+    # runs continue that trace (durable.tracing). NULL when tracing was off.
+    Column("trace", JSONB, nullable=True),
     CheckConstraint(
         "state IN ('pending', 'running', 'suspended', 'complete', 'failed', 'cancelled')",
         name="tasks_state_check",

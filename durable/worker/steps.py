@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from durable import metrics
+from durable import metrics, tracing
 from durable.replay.engine import utcnow
 
 
@@ -46,7 +46,7 @@ class StepHost:
         timeout: float | None,
     ) -> Awaitable[Any]:
         """Run the step's code once and return its result."""
-        return metrics.timed_step(call(fn, args, kwargs, timeout))
+        return metrics.timed_step(tracing.traced_step(fn, call(fn, args, kwargs, timeout)))
 
 
 async def call(

@@ -14,7 +14,7 @@ from types import TracebackType
 
 import structlog
 
-from durable import metrics
+from durable import metrics, tracing
 from durable.config import resolve_database_url, uses_embedded_default
 from durable.errors import DatabaseUnavailable
 from durable.replay import capture
@@ -399,7 +399,8 @@ class Worker:
         self._running[task_id] = running
         if running.claimed.cancel_requested:
             self._cancelling.add(task_id)  # the claim delivers it: the re-checks need not say so
-        task = asyncio.create_task(runner.run(running), name=f"durable-task-{task_id}")
+        run = tracing.traced_run(runner.store, running.claimed, runner.run(running))
+        task = asyncio.create_task(run, name=f"durable-task-{task_id}")
         self._runner_tasks.add(task)
         metrics.slots_in_use(len(self._running))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -43,18 +44,34 @@ async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
 
 async def _until_state(api: httpx.AsyncClient, task_id: int, state: str) -> dict[str, Any]:
     """The task once it is in ``state``, following the change feed (no sleeps)."""
+    deadline = asyncio.get_running_loop().time() + 60
     async with api.stream("GET", "/changes") as changes:
         lines = changes.aiter_lines()
         # The stream's first line is sent once the server has subscribed: from then on, no
         # change is missed between reading the state and waiting for the next change.
         assert await anext(lines) == ": listening"
-        while True:
-            task = (await api.get(f"/tasks/{task_id}")).json()
-            if task["state"] == state:
-                return task
-            async with asyncio.timeout(30):
-                while not (await anext(lines)).startswith("event: change"):
-                    pass
+        hints: asyncio.Queue[str] = asyncio.Queue()
+
+        async def pump() -> None:
+            async for line in lines:
+                if line.startswith("event: change"):
+                    hints.put_nowait(line)
+
+        reader = asyncio.ensure_future(pump())
+        try:
+            while True:
+                task: dict[str, Any] = (await api.get(f"/tasks/{task_id}")).json()
+                if task["state"] == state:
+                    return task
+                assert asyncio.get_running_loop().time() < deadline, f"still {task['state']}"
+                # The next change, or a re-read after 2 s as durable.Client's waiters do: a
+                # wake-up is a hint that a process dying between commit and NOTIFY can lose.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hints.get(), 2)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
 
 
 async def test_tasks_are_launched_listed_paged_and_read(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import durable
 
@@ -68,3 +69,16 @@ async def showcase(ctx: durable.Context, marker: str) -> None:
         note = await ctx.notification()
         assert note is not None
         print(f"{note.event}: {note.data}")
+
+
+async def note_order(conn: Any, order: str) -> str:
+    """A transaction: runs in the durable database's transaction."""
+    return str(await conn.fetchval("SELECT $1::text", order))
+
+
+@durable.workflow
+async def traced_parent(ctx: durable.Context, order: str) -> int:
+    """A step, a transaction and a child, for the tracing test."""
+    await ctx.step(check, order, name="check")
+    await ctx.transaction(note_order, order)
+    return int(await ctx.call(child, 3))
