@@ -166,10 +166,14 @@ class _DatabaseGauges:
 
 
 async def scrape(store: Store) -> bytes:
-    """The Prometheus text of this process's counters and the database gauges."""
+    """The Prometheus text of the database gauges, and of this process's counters once
+    `enable` was called."""
     database = CollectorRegistry(auto_describe=False)
     database.register(_DatabaseGauges(await store.live_task_counts(), await store.oldest_pending()))
-    return generate_latest(REGISTRY) + generate_latest(database)
+    # A process that counts nothing (durable serve) shows only the database's figures, not
+    # a page of zeros that would read as an idle fleet.
+    counted = generate_latest(REGISTRY) if _enabled else b""
+    return counted + generate_latest(database)
 
 
 async def serve_metrics(store: Store, host: str, port: int) -> asyncio.Server:

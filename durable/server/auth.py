@@ -9,9 +9,10 @@ requests). Tokens are compared in constant time.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -69,7 +70,8 @@ def _presented(scope: Scope) -> list[str]:
                 found.append(credential.strip())
         elif name == b"cookie":
             cookie: SimpleCookie = SimpleCookie()
-            cookie.load(value.decode("latin-1"))
+            with contextlib.suppress(CookieError):  # another site's malformed cookie
+                cookie.load(value.decode("latin-1"))
             if COOKIE in cookie:
                 found.append(cookie[COOKIE].value)
     return found

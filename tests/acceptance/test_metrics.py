@@ -92,4 +92,5 @@ async def test_worker_and_server_metrics_count_what_happened(
     assert served[("durable_tasks", (("queue", "nobody"), ("state", "pending")))] == 1
     assert ("durable_oldest_pending_age_seconds", (("queue", "nobody"),)) in served
     assert ("durable_tasks", (("queue", "default"), ("state", "complete"))) not in served
+    assert ("durable_claims_total", ()) not in served  # the server counts nothing itself
     assert unserved.created
