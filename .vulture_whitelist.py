@@ -56,3 +56,4 @@ _.assert_called_once_with
 _.assert_not_called
 pytest_configure  # a pytest hook (durable/testing/pytest_plugin.py)
 durable_env  # the plugin's fixture
+_.collect  # prometheus_client calls a collector's collect() at scrape time

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from durable import cron as cron_rules
-from durable import serialization
+from durable import serialization, tracing
 from durable.config import resolve_database_url, uses_embedded_default
 from durable.errors import (
     DurableError,
@@ -188,6 +188,7 @@ class Client:
             queue=queue,
             priority=priority,
             concurrency_key=concurrency_key,
+            trace_json=tracing.launch_context(),
         )
         return TaskHandle(id=task_id, name=task_name, workflow=task_workflow, created=created)
 

@@ -24,6 +24,7 @@ from durable.config import mask_password
 from durable_cli import admin, promises, tasks
 from durable_cli import queues as queue_commands
 from durable_cli import schedules as schedule_commands
+from durable_cli import serve as serve_command
 from durable_cli.exit_codes import ExitCode, for_exception
 from durable_cli.options import DATABASE_URL_HELP, CliState
 
@@ -165,6 +166,7 @@ for _command in queue_commands.COMMANDS:
     cli.add_command(_command)
 for _command in schedule_commands.COMMANDS:
     cli.add_command(_command)
+cli.add_command(serve_command.serve)
 
 
 def main() -> NoReturn:

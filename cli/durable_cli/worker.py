@@ -19,6 +19,7 @@ import click
 import durable
 import durable.config
 import durable.logs
+import durable.metrics
 from durable_cli.exit_codes import CommandFailed
 from durable_cli.main import GuardedCommand
 from durable_cli.options import DATABASE_URL_HELP
@@ -150,6 +151,15 @@ MAX_RETRY = 10.0  # ... up to this
     help="Determinism guard: workflow code that reads a clock, draws a random, sleeps with "
     "asyncio or opens a file or socket outside a step raises durable.DeterminismViolation.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (see --metrics-host).",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address of --metrics-port."
+)
 @click.option("--database-url", metavar="URL", default=None, help=DATABASE_URL_HELP)
 @click.version_option(durable.__version__, prog_name="durable-worker")
 def worker(
@@ -166,6 +176,8 @@ def worker(
     log_format: str,
     log_level: str,
     strict: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     database_url: str | None,
 ) -> int:
     """Run a durable worker until SIGTERM/SIGINT.
@@ -193,7 +205,10 @@ def worker(
         raise click.UsageError(_as_flags(str(error))) from None
     _put_cwd_first()
     durable.logs.configure("json" if log_format == "json" else "console", log_level.lower())
-    return run(serve(database_url or None, migrate_first, settings, connect_timeout))
+    metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
+    if metrics_at is not None:
+        durable.metrics.enable()  # before the first claim, so that it counts
+    return run(serve(database_url or None, migrate_first, settings, connect_timeout, metrics_at))
 
 
 def _as_flags(message: str) -> str:
@@ -213,6 +228,7 @@ async def serve(
     migrate_first: bool,
     settings: durable.WorkerSettings,
     connect_timeout: float = CONNECT_TIMEOUT,
+    metrics_at: tuple[str, int] | None = None,
 ) -> int:
     """Migrate if asked, run the worker, stop it gracefully on the first signal."""
     executor = StepExecutor(max_workers=max(8, min(settings.concurrency, 256)))
@@ -225,6 +241,7 @@ async def serve(
         worker = await _until_started(starter, stop, connect_timeout)
         if worker is None:
             return 0  # signalled before the worker ran: nothing claimed, nothing to hand over
+        exporter = await _export_metrics(database_url, metrics_at)
         try:
             # A signal, or the worker stopping itself because one of its loops failed.
             signalled = asyncio.ensure_future(stop.wait())
@@ -234,10 +251,29 @@ async def serve(
             stopped.cancel()
         finally:
             await asyncio.shield(worker.stop())
+            if exporter is not None:
+                await exporter.aclose()
     if worker.error is not None:
         raise CommandFailed(f"the worker stopped after an internal error: {worker.error!r}")
     _exit_now_if_steps_still_run(executor)
     return 0
+
+
+async def _export_metrics(
+    database_url: str | None, where: tuple[str, int] | None
+) -> contextlib.AsyncExitStack | None:
+    """Serve /metrics at ``where`` (counting starts at once); None when not asked for."""
+    if where is None:
+        return None
+    stack = contextlib.AsyncExitStack()
+    client = await stack.enter_async_context(durable.Client(database_url))
+    server = await durable.metrics.serve_metrics(client.store, *where)
+    stack.callback(server.close)
+    port = server.sockets[0].getsockname()[1]
+    durable.logs.get_logger("durable.worker").info(
+        "metrics served", url=f"http://{where[0]}:{port}/metrics"
+    )
+    return stack
 
 
 class _Starter:

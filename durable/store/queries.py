@@ -40,8 +40,8 @@ MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(:key)"
 CREATE_TASK = """
 WITH ins AS (
     INSERT INTO durable.tasks (name, workflow, args, kwargs, key, queue, parent_id, detached,
-                               priority, concurrency_key)
-    VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9, $10)
+                               priority, concurrency_key, trace)
+    VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::jsonb)
     ON CONFLICT (key) DO NOTHING
     RETURNING id, name, workflow, queue
 )
@@ -61,14 +61,14 @@ CREATE_TASKS = """
 WITH input AS (
     SELECT i.*, nextval(pg_get_serial_sequence('durable.tasks', 'id')) AS new_id
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::int[], $8::text[])
+                $7::int[], $8::text[], $9::text[])
         WITH ORDINALITY
-        AS i(name, workflow, args, kwargs, key, queue, priority, concurrency_key, ord)
+        AS i(name, workflow, args, kwargs, key, queue, priority, concurrency_key, trace, ord)
 ), ins AS (
     INSERT INTO durable.tasks (id, name, workflow, args, kwargs, key, queue, priority,
-                               concurrency_key)
+                               concurrency_key, trace)
     SELECT new_id, name, workflow, args::jsonb, kwargs::jsonb, key, queue, priority,
-           concurrency_key
+           concurrency_key, trace::jsonb
     FROM input ORDER BY ord
     ON CONFLICT (key) DO NOTHING
     RETURNING id
@@ -1110,4 +1110,79 @@ SEND_WAKEUPS = """
 SELECT count(pg_notify(w.channel, w.payload))
 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit,
      unnest($1::text[], $2::text[]) AS w(channel, payload)
+"""
+
+# -- server and metrics (read side) --------------------------------------------------------
+
+# One page of the task list (`durable serve`): newest first, below a cursor (the last id of
+# the previous page). Each filter has an index of shape (column, id), so the statement walks
+# one index backwards from the cursor and stops after the page; `since` has an index on
+# created_at. Filters are composed from fixed fragments rather than written as
+# `($n IS NULL OR col = $n)`: a prepared statement's generic plan cannot use an index for a
+# condition that may be switched off, and asyncpg keeps plans. At most 2**6 texts exist, each
+# prepared once per connection.
+TASK_PAGE_FILTERS = {
+    "state": "state = ${n}",
+    "workflow": "workflow = ${n}",
+    "queue": "queue = ${n}",
+    "name": "name = ${n}",
+    "since": "created_at >= ${n}",
+    "before": "id < ${n}",
+}
+
+
+def task_page(filters: tuple[str, ...]) -> str:
+    """The task-page statement for these filters (names of `TASK_PAGE_FILTERS`, in order).
+
+    Parameters are the filter values in the same order, then the limit.
+    """
+    conditions = [
+        TASK_PAGE_FILTERS[name].format(n=index) for index, name in enumerate(filters, start=1)
+    ]
+    where = " AND ".join(conditions) or "true"
+    return (
+        f"SELECT {TASK_COLUMNS} FROM durable.tasks WHERE {where} "
+        f"ORDER BY id DESC LIMIT ${len(filters) + 1}"
+    )
+
+
+# A task's children, for its page (the partial index tasks_parent_idx).
+LIST_CHILDREN = f"""
+SELECT {TASK_COLUMNS} FROM durable.tasks WHERE parent_id = $1 ORDER BY id LIMIT 500
+"""
+
+# Unfinished tasks by state and queue: scrape-time gauges and the queues page. Only live
+# states are counted: they are few, and the (state, id) index finds them without reading the
+# finished millions. Finished tasks are counted by the workers (durable_tasks_finished_total).
+LIVE_TASK_COUNTS = """
+SELECT state, queue, count(*) AS n FROM durable.tasks
+WHERE state IN ('pending', 'running', 'suspended')
+GROUP BY state, queue
+"""
+
+# Per queue, how long its oldest pending task has waited (since it last became pending);
+# reads the partial index tasks_pending_idx only, as large as the backlog.
+OLDEST_PENDING = """
+SELECT queue, extract(epoch FROM now() - min(updated_at))::float8 AS age
+FROM durable.tasks WHERE state = 'pending' GROUP BY queue
+"""
+
+# Flow control and schedules (SPEC 12) live in tables that a later revision adds; the server
+# shows their rows when they exist and an empty list when they do not.
+TABLE_EXISTS = "SELECT to_regclass($1) IS NOT NULL AS present"
+QUEUE_SETTINGS = "SELECT to_jsonb(q)::text AS row FROM durable.queues AS q"
+SCHEDULE_ROWS = "SELECT to_jsonb(s)::text AS row FROM durable.schedules AS s"
+
+# The trace context a run continues (OpenTelemetry, durable.tracing): the task's own, stored
+# at launch, else the nearest ancestor's (a child launched by a workflow joins its trace).
+# Read once per run, and only while tracing is on.
+TASK_TRACE = """
+WITH RECURSIVE chain AS (
+    SELECT id, parent_id, trace, 0 AS depth FROM durable.tasks WHERE id = $1
+    UNION ALL
+    SELECT t.id, t.parent_id, t.trace, chain.depth + 1
+    FROM durable.tasks AS t JOIN chain ON t.id = chain.parent_id
+    WHERE chain.trace IS NULL AND chain.depth < 100
+)
+SELECT trace::text AS trace FROM chain WHERE trace IS NOT NULL ORDER BY depth LIMIT 1
 """

@@ -137,6 +137,7 @@ class Launch:
     queue: str
     priority: int = 0
     concurrency_key: str | None = None
+    trace_json: str | None = None  # OpenTelemetry context of the launching code
 
     def columns(self) -> tuple[str, str, str, str, str | None, str]:
         """Its values in the statements' column order (flow control apart: `flow_columns`)."""

@@ -84,6 +84,9 @@ tasks = Table(
     # debounce_until.
     Column("debounce_key", Text, nullable=True),
     Column("debounce_until", DateTime(timezone=True), nullable=True),
+    # OpenTelemetry context (W3C traceparent carrier) of the code that launched the task: its
+    # runs continue that trace (durable.tracing). NULL when tracing was off.
+    Column("trace", JSONB, nullable=True),
     CheckConstraint(
         "state IN ('pending', 'running', 'suspended', 'complete', 'failed', 'cancelled')",
         name="tasks_state_check",
@@ -134,6 +137,10 @@ tasks = Table(
     Index("tasks_parent_idx", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
     Index("tasks_workflow_idx", "workflow", "id"),
     Index("tasks_state_idx", "state", "id"),
+    # The task list's other filters (durable serve): each walks its index newest first.
+    Index("tasks_queue_idx", "queue", "id"),
+    Index("tasks_name_idx", "name", "id"),
+    Index("tasks_created_idx", "created_at"),
 )
 
 events = Table(

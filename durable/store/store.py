@@ -27,6 +27,7 @@ from durable.store.access import LeaseLost
 from durable.store.fleet import Fleet
 from durable.store.flow import Flow
 from durable.store.group_commit import GroupCommit
+from durable.store.overview import Overview
 from durable.store.pool import create_pool
 from durable.store.promises import Promises
 from durable.store.records import Batch, ClaimedTask
@@ -39,7 +40,7 @@ from durable.store.tasks import Tasks
 __all__ = ["Batch", "ClaimedTask", "LeaseLost", "Store"]
 
 
-class Store(Tasks, Runs, Promises, Fleet, Flow, Schedules):
+class Store(Tasks, Runs, Promises, Fleet, Flow, Schedules, Overview):
     """Typed access to the durable schema over an asyncpg pool."""
 
     def __init__(self, url: str, pool: asyncpg.Pool) -> None:

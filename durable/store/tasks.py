@@ -35,13 +35,22 @@ class Tasks(StoreAccess):
         queue: str,
         priority: int = 0,
         concurrency_key: str | None = None,
+        trace_json: str | None = None,
     ) -> tuple[int, str, str, bool]:
         """Insert a task (or find the one with ``key``): (id, name, workflow, created).
 
         Concurrent launches share statements (group commit), as running tasks' writes do.
         """
         launch = Launch(
-            name, workflow, args_json, kwargs_json, key, queue, priority, concurrency_key
+            name,
+            workflow,
+            args_json,
+            kwargs_json,
+            key,
+            queue,
+            priority,
+            concurrency_key,
+            trace_json,
         )
         for _ in range(3):
             row: tuple[int, str, str, bool] | None = await self._launches.submit(launch)
@@ -55,14 +64,20 @@ class Tasks(StoreAccess):
         if len(launches) == 1:
             [one] = launches
             row = await self._fetchrow(
-                queries.CREATE_TASK, *one.columns(), None, False, *one.flow_columns()
+                queries.CREATE_TASK,
+                *one.columns(),
+                None,
+                False,
+                *one.flow_columns(),
+                one.trace_json,
             )
             rows = [] if row is None else [row]
         else:
             columns = zip(
                 *(launch.columns() + launch.flow_columns() for launch in launches), strict=True
             )
-            rows = await self._fetch(queries.CREATE_TASKS, *(list(c) for c in columns))
+            traces = [launch.trace_json for launch in launches]
+            rows = await self._fetch(queries.CREATE_TASKS, *(list(c) for c in columns), traces)
         results: list[tuple[int, str, str, bool] | None] = [None] * len(launches)
         for index, row in enumerate(rows):
             if row["id"] is None:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from durable import serialization
+from durable import serialization, tracing
 from durable.errors import DatabaseUnavailable
 from durable.replay import history
 from durable.replay.control import LeaseLost
@@ -69,6 +69,7 @@ class StoreJournal:
         batch = to_batch(writes)
         await persist(lambda: self.store.record(self.task_id, self.lease, batch))
 
+    @tracing.traced("durable.transaction")
     async def transaction(
         self, seq: int, kind: str, label: str, body: Callable[[Any], Awaitable[Any]]
     ) -> Any:
@@ -140,6 +141,7 @@ class StoreJournal:
             return dict(json.loads(recorded))
         return payload or None
 
+    @tracing.traced("durable.child.launch")
     async def launch_children(
         self, children: list[tuple[int, str, dict[str, Any]]]
     ) -> dict[int, dict[str, Any]]:

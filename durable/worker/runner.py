@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from durable import serialization
+from durable import metrics, serialization
 from durable.context import Context
 from durable.errors import ContinueAsNew, SerializationError, StepFailed, WorkflowNotFound
 from durable.models import TaskState
@@ -262,6 +262,7 @@ class Runner:
     @staticmethod
     def _after(claimed: ClaimedTask, outcome: Outcome) -> None:
         """Log how the run ended."""
+        metrics.run_ended(outcome.state.value)
         if outcome.state == TaskState.SUSPENDED:
             log.debug("task suspended", suspension=str(outcome.suspension))
         elif outcome.continue_as_new is not None:

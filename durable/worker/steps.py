@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from durable import metrics, tracing
 from durable.replay.engine import utcnow
 
 
@@ -49,7 +50,7 @@ class StepHost:
     ) -> Awaitable[Any]:
         """Run the step's code once and return its result."""
         del label
-        return call(fn, args, kwargs, timeout)
+        return metrics.timed_step(tracing.traced_step(fn, call(fn, args, kwargs, timeout)))
 
 
 async def call(

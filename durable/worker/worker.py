@@ -14,6 +14,7 @@ from types import TracebackType
 
 import structlog
 
+from durable import metrics, tracing
 from durable.config import resolve_database_url, uses_embedded_default
 from durable.errors import DatabaseUnavailable
 from durable.replay import capture
@@ -407,6 +408,7 @@ class Worker:
         # Started before anything else can fail: a claimed task is never left unstarted.
         for claimed in batch:
             self._start_task(runner, Running(claimed))
+        metrics.claimed(batch)
         claimed_count = len(batch)
         if not self._limited_known:
             self._limited = await self._store.limited_queues(self.queues)
@@ -417,6 +419,7 @@ class Worker:
             )
             for claimed in more:
                 self._start_task(runner, Running(claimed))
+            metrics.claimed(more)
             claimed_count += len(more)
         return claimed_count == free
 
@@ -487,13 +490,16 @@ class Worker:
         self._running[task_id] = running
         if running.claimed.cancel_requested:
             self._cancelling.add(task_id)  # the claim delivers it: the re-checks need not say so
-        task = asyncio.create_task(runner.run(running), name=f"durable-task-{task_id}")
+        run = tracing.traced_run(runner.store, running.claimed, runner.run(running))
+        task = asyncio.create_task(run, name=f"durable-task-{task_id}")
         self._runner_tasks.add(task)
+        metrics.slots_in_use(len(self._running))
 
         def finished(done: asyncio.Task[None]) -> None:
             self._runner_tasks.discard(done)
             self._running.pop(task_id, None)
             self._cancelling.discard(task_id)
+            metrics.slots_in_use(len(self._running))
             self._wake.set()  # a slot is free
             if running.claimed.queue in self._limited and self._store is not None:
                 # A slot of a limited queue may be free: the fleet's idle workers look again.
@@ -517,6 +523,7 @@ class Worker:
                 self._heartbeat_ok_at = sent_at
                 exited = await self._exited_local_workers()
                 reclaimed = await self._store.reclaim(self.max_attempts, exited)
+                metrics.took_over(reclaimed.resumed, reclaimed.abandoned)
                 if reclaimed.dead_workers or reclaimed.resumed or reclaimed.abandoned:
                     log.warning(
                         "took over the tasks of dead workers",

@@ -543,7 +543,11 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     calls: list[tuple[Any, ...]] = []
 
     async def serve(
-        url: str | None, migrate_first: bool, settings: durable.WorkerSettings, timeout: float
+        url: str | None,
+        migrate_first: bool,
+        settings: durable.WorkerSettings,
+        timeout: float,
+        metrics_at: tuple[str, int] | None = None,
     ) -> int:
         calls.append((url, migrate_first, settings, timeout))
         return 0
