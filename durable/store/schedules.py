@@ -204,6 +204,7 @@ class Schedules(StoreAccess):
             False,
             0,
             None,
+            None,  # no trace context: a tick is not launched by traced code
         )
         if row is None:  # a concurrent launch of this tick, not committed yet: it has it
             raise DurableError(f"tick {tick.isoformat()} of {info.name!r} is being launched")
