@@ -73,14 +73,16 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [plan, *(node for child in plan.get("Plans", []) for node in _nodes(child))]
 
 
-def _check(plan: dict[str, Any], index: str | None, max_rows: int) -> None:
+def _check(plan: dict[str, Any], index: str | tuple[str, ...] | None, max_rows: int) -> None:
     nodes = _nodes(plan)
     types = [n["Node Type"] for n in nodes]
     assert "Seq Scan" not in types, types
     scans = [n for n in nodes if "Index" in n["Node Type"]]
     assert scans, types
     if index is not None:
-        assert index in {n.get("Index Name") for n in scans}, [n.get("Index Name") for n in scans]
+        names = {n.get("Index Name") for n in scans}
+        wanted = (index,) if isinstance(index, str) else index
+        assert names & set(wanted), sorted(str(name) for name in names)
     touched = sum(n["Actual Rows"] * n.get("Actual Loops", 1) for n in scans)
     touched += sum(n.get("Rows Removed by Filter", 0) for n in scans)
     assert touched <= max_rows, (touched, types)
@@ -90,7 +92,9 @@ def _check(plan: dict[str, Any], index: str | None, max_rows: int) -> None:
 # backwards and filtering would read the whole table before it filled a page.
 RARE = [
     ((), (), "tasks_pkey"),
-    (("state",), ("pending",), "tasks_state_idx"),
+    # Pending tasks also have the claim's partial index, which holds nothing else: either
+    # reads only pending rows.
+    (("state",), ("pending",), ("tasks_state_idx", "tasks_pending_idx")),
     (("workflow",), ("shop.flows:live",), "tasks_workflow_idx"),
     (("queue",), ("rare",), "tasks_queue_idx"),
     (("name",), ("live 7",), "tasks_name_idx"),
@@ -114,7 +118,7 @@ COMMON = [
 
 @pytest.mark.parametrize(("filters", "values", "index"), RARE)
 async def test_a_rare_filter_reads_one_page_of_its_index(
-    big_db: str, filters: tuple[str, ...], values: tuple[Any, ...], index: str
+    big_db: str, filters: tuple[str, ...], values: tuple[Any, ...], index: str | tuple[str, ...]
 ) -> None:
     if values == ("recent",):
         values = (datetime.now(UTC) - timedelta(hours=1),)
