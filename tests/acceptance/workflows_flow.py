@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from pathlib import Path
 
 import durable
+from tests.acceptance.workflows import wait_for_file
 
 
 async def pause(seconds: float) -> float:
     """Hold the worker's slot for a while (a call to a slow downstream)."""
     await asyncio.sleep(seconds)
     return seconds
-
-
-def wait_for_file(path: str, limit: float = 60.0) -> bool:
-    """Block until ``path`` exists (the test opens this gate after killing a worker)."""
-    deadline = time.monotonic() + limit
-    while not Path(path).exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.01)
-    return True
 
 
 @durable.workflow

@@ -12,6 +12,7 @@ import durable
 from durable.testing import History, ReplayCheckFailed, WorkflowEnvironment, replay
 from durable.testing.replayer import default_loader
 from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import poll_until
 from tests.integration import kit_workflows as flows
 
 DAY = flows.DAY
@@ -19,11 +20,11 @@ DAY = flows.DAY
 
 async def _wait_for_event(env: WorkflowEnvironment, task: Any, kind: str) -> None:
     """Until the task has recorded an event of ``kind`` (the workflow reached that wait)."""
-    for _ in range(2000):
-        if any(e.kind == kind for e in await env.history(task)):
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"no {kind} event recorded")
+
+    async def recorded() -> bool:
+        return any(e.kind == kind for e in await env.history(task))
+
+    await poll_until(recorded, f"a {kind} event recorded")
 
 
 async def test_a_day_of_sleep_is_skipped_and_the_mock_stands_in_for_the_step(
